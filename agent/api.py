@@ -1,0 +1,252 @@
+"""The public API of the engine: the only module that checks and notifiers import.
+
+Plain data is frozen dataclasses; validation models (pydantic) appear only at the
+config boundary (`CheckConfig`, `NotifierConfig` and the annotated unit types).
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Callable, ClassVar, Mapping, Protocol, Sequence
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from agent.units import parse_duration, parse_percent, parse_size
+
+# --------------------------------------------------------------------------- errors
+
+
+class ForewarnError(Exception):
+    """Anything the CLI reports as one line and a non-zero exit, never a traceback."""
+
+
+class ConfigError(ForewarnError):
+    """The configuration is invalid; `problems` holds one line per problem."""
+
+    def __init__(self, problems: Sequence[str]):
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class StateError(ForewarnError):
+    """The state database cannot be used (locked, corrupt, not writable)."""
+
+
+class CheckError(ForewarnError):
+    """A check could not measure: its resources become UNKNOWN."""
+
+
+class NotifyError(ForewarnError):
+    """A delivery failed. `permanent` failures are not retried (bad address, 4xx)."""
+
+    def __init__(self, message: str, *, permanent: bool = False):
+        super().__init__(message)
+        self.permanent = permanent
+
+
+# ---------------------------------------------------------------- config unit types
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+"""Seconds; written as 30s, 5m, 2h, 1d in the config."""
+Percent = Annotated[float, BeforeValidator(parse_percent)]
+"""A ratio 0..1; written as 85% in the config."""
+Size = Annotated[float, BeforeValidator(parse_size)]
+"""Bytes; written as 500MB or 2GiB in the config."""
+
+
+class CheckConfig(BaseModel):
+    """Settings every check has. A check's own model subclasses this."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    enabled: bool = True
+    interval: Duration = 60.0
+    timeout: Duration = 30.0
+    for_: Duration = Field(default=180.0, alias="for")
+    """How long a condition must hold before it opens an incident."""
+
+
+class NotifierConfig(BaseModel):
+    """Settings every notifier has. A notifier's own model subclasses this."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: str
+
+
+# ------------------------------------------------------------------------ data types
+
+
+class Status(enum.IntEnum):
+    """Nagios-compatible status; also the exit code of `agent check`."""
+
+    OK = 0
+    WARNING = 1
+    CRITICAL = 2
+    UNKNOWN = 3
+
+
+class Severity(enum.StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+    @property
+    def status(self) -> Status:
+        return {"info": Status.OK, "warning": Status.WARNING, "critical": Status.CRITICAL}[self.value]
+
+    @property
+    def rank(self) -> int:
+        return ("info", "warning", "critical").index(self.value)
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    """A measured field, declared next to the code that measures it (name, unit, help)."""
+
+    name: str
+    unit: str
+    help: str
+    kind: str = "gauge"
+
+    def observe(self, value: float, labels: Mapping[str, str], timestamp: float) -> Observation:
+        return Observation(self.name, float(value), dict(labels), self.unit, timestamp)
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    name: str
+    value: float
+    labels: Mapping[str, str]
+    unit: str
+    timestamp: float
+
+
+@dataclass(frozen=True, slots=True)
+class Forecast:
+    """When a threshold will be crossed: a best estimate inside a range (unix seconds)."""
+
+    eta: float
+    earliest: float
+    latest: float
+    method: str
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """Something an owner should hear about, with the facts the notice is written from.
+
+    `labels` identify what was measured and are what `resources[].match` compares with;
+    `facts` feed the business text; `evidence` is for the technical appendix only.
+    `incident` names the incident family, so that e.g. nearly-full and full are one
+    incident whose severity changes.
+    """
+
+    check: str
+    kind: str
+    severity: Severity
+    resource: str
+    labels: Mapping[str, str]
+    summary: str
+    facts: Mapping[str, Any] = field(default_factory=dict)
+    evidence: Mapping[str, Any] = field(default_factory=dict)
+    forecast: Forecast | None = None
+    incident: str = ""
+
+    @property
+    def dedup_key(self) -> str:
+        return f"{self.check}/{self.incident or self.kind}/{self.resource}"
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceStatus:
+    """One row of the status table: a measured thing and how it is doing."""
+
+    resource: str
+    status: Status
+    summary: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    check: str
+    statuses: tuple[ResourceStatus, ...] = ()
+    observations: tuple[Observation, ...] = ()
+    findings: tuple[Finding, ...] = ()
+
+
+class History(Protocol):
+    """Read access to stored series, oldest first."""
+
+    def series(self, name: str, labels: Mapping[str, str], since: float) -> list[tuple[float, float]]: ...
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a check gets for one run. Time is injected so tests can replay history."""
+
+    now: Callable[[], float]
+    history: History
+    hostname: str
+    wanted: tuple[Mapping[str, str], ...] = ()
+    """The `match` labels of the configured resources for this check."""
+    log: logging.Logger = logging.getLogger("forewarn.check")
+
+
+class Check(Protocol):
+    """A check measures and judges; it never sends anything."""
+
+    name: ClassVar[str]
+    Config: ClassVar[type[CheckConfig]]
+    metrics: ClassVar[tuple[Metric, ...]]
+
+    def __init__(self, config: CheckConfig) -> None: ...
+
+    def run(self, ctx: Context) -> CheckResult: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A message to one owner. `body` is the business text; `appendix` is for IT."""
+
+    owner: str
+    locale: str
+    subject: str
+    body: str
+    appendix: str
+    html: str
+    severity: Severity
+    incident_id: str
+    thread_id: str
+    phase: str = "opening"
+    """opening | update | resolution | test"""
+    sequence: int = 0
+    department: str = ""
+    findings: tuple[Finding, ...] = ()
+    created: float = 0.0
+
+    @property
+    def text(self) -> str:
+        return f"{self.body}\n\n{self.appendix}" if self.appendix else self.body
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """What a notifier reports after a successful send."""
+
+    channel: str
+    detail: str = ""
+
+
+class Notifier(Protocol):
+    """Tries one delivery; raises NotifyError(permanent=...) on failure. Retries live elsewhere."""
+
+    type: ClassVar[str]
+    Config: ClassVar[type[NotifierConfig]]
+
+    def __init__(self, name: str, config: NotifierConfig) -> None: ...
+
+    def send(self, notice: Notice) -> Delivery: ...
