@@ -1,0 +1,44 @@
+"""Detector parameters: a sensitivity name for everyone, the raw knobs for experts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+SENSITIVITIES = ("low", "medium", "high")
+
+
+@dataclass(frozen=True, slots=True)
+class DetectorParams:
+    """Every knob of `SeriesDetector`; counts are in points of the series.
+
+    The defaults are the `medium` preset, the one configuration scored on NAB.
+    """
+
+    window: int = 1000
+    """History the baseline compares against (bounded memory per series)."""
+    warmup: int = 150
+    """Points seen before any alert may open: the baseline needs history first."""
+    threshold: float = 5.0
+    """Robust z-score an input must reach to count as anomalous."""
+    smooth: int = 6
+    """Length of the short moving mean, the input that sees level shifts."""
+    cooldown: int = 300
+    """Points after an alert during which no new alert opens (one episode, one notice)."""
+    persistence: int = 1
+    """Consecutive anomalous points needed before an alert opens."""
+
+
+_PRESETS = {
+    "low": DetectorParams(threshold=7.0, cooldown=400),
+    "medium": DetectorParams(),
+    "high": DetectorParams(threshold=3.5, cooldown=200),
+}
+
+
+def preset(sensitivity: str = "medium", **overrides: object) -> DetectorParams:
+    """The parameters behind `low|medium|high`, optionally with expert overrides."""
+    try:
+        params = _PRESETS[sensitivity]
+    except KeyError:
+        raise ValueError(f"sensitivity must be one of {', '.join(SENSITIVITIES)}, not {sensitivity!r}") from None
+    return replace(params, **overrides) if overrides else params
