@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
+
 from agent.detect.window import RollingWindow
 
 # 1 / (2 * 0.6745): turns an inter-quartile range into a Gaussian-equivalent sigma.
@@ -10,13 +12,9 @@ _IQR_TO_SIGMA = 0.7413
 _IDR_TO_SIGMA = 0.3901
 
 
-def robust_scale(window: RollingWindow) -> float:
-    """A sigma-like spread that survives outliers and quantised, mostly-constant series."""
-    ordered = window.ordered
+def fallback_scale(ordered: list[float]) -> float:
+    """Spread of a history whose quartiles coincide (quantised, mostly constant series)."""
     n = len(ordered)
-    scale = (ordered[(3 * n) >> 2] - ordered[n >> 2]) * _IQR_TO_SIGMA
-    if scale > 0.0:
-        return scale
     scale = (ordered[(9 * n) // 10] - ordered[n // 10]) * _IDR_TO_SIGMA
     if scale > 0.0:
         return scale
@@ -24,38 +22,33 @@ def robust_scale(window: RollingWindow) -> float:
     return max(ordered[-1] - ordered[0], abs(ordered[n >> 1]) * 1e-3, 1e-9)
 
 
-class RobustGauge:
+class RobustGauge(RollingWindow):
     """Scores one input stream against its own bounded history.
 
-    `measure` returns the signed robust z-score of a new value and whether it is
-    a new extreme of the window (beyond every value seen in it), before the
-    value joins the window: the decision uses only the past.
+    `observe` returns the signed robust z-score of a new value (distance from the
+    window's median in IQR-derived sigmas) and whether it is a new extreme of the
+    window in that direction, computed before the value joins the window: each
+    decision uses only the past. It is the hot path, hence written out inline.
     """
 
-    __slots__ = ("window",)
+    __slots__ = ()
 
-    def __init__(self, size: int) -> None:
-        self.window = RollingWindow(size)
-
-    def measure(self, value: float) -> tuple[float, bool]:
-        """(signed z, is a new extreme in the same direction) against the history so far."""
-        ordered = self.window.ordered
-        if not ordered:
-            return 0.0, False
-        median = ordered[len(ordered) >> 1]
-        z = (value - median) / robust_scale(self.window)
-        extreme = value > ordered[-1] if z > 0 else value < ordered[0]
+    def observe(self, value: float) -> tuple[float, bool]:
+        """(signed z, beyond every value of the window) against the history, then learn it."""
+        ordered = self.ordered
+        fifo = self.fifo
+        n = len(ordered)
+        if n:
+            spread = (ordered[(3 * n) >> 2] - ordered[n >> 2]) * _IQR_TO_SIGMA
+            if spread <= 0.0:
+                spread = fallback_scale(ordered)
+            z = (value - ordered[n >> 1]) / spread
+            extreme = value > ordered[-1] if z > 0.0 else value < ordered[0]
+        else:
+            z = 0.0
+            extreme = False
+        fifo.append(value)
+        insort(ordered, value)
+        if n >= self.size:
+            del ordered[bisect_left(ordered, fifo.popleft())]
         return z, extreme
-
-    def push(self, value: float) -> None:
-        """Let the value join the history."""
-        self.window.push(value)
-
-    def to_state(self) -> dict:
-        return self.window.to_state()
-
-    @classmethod
-    def from_state(cls, state: dict) -> RobustGauge:
-        gauge = cls.__new__(cls)
-        gauge.window = RollingWindow.from_state(state)
-        return gauge

@@ -9,6 +9,7 @@ from typing import NamedTuple
 from agent.detect.baseline import RobustGauge
 from agent.detect.params import DetectorParams
 from agent.detect.policy import AlertPolicy
+from agent.detect.seasonal import SeasonalProfile
 
 
 class Verdict(NamedTuple):
@@ -39,27 +40,32 @@ class SeriesDetector:
         self.gauges = tuple(RobustGauge(params.window) for _ in _INPUTS)
         self.recent: deque[float] = deque(maxlen=params.smooth)
         self.recent_sum = 0.0
+        self.last_raw = math.nan
+        self.profile = SeasonalProfile()
         self.policy = AlertPolicy(params.warmup, params.cooldown, params.persistence)
 
     def update(self, ts: float, value: float) -> Verdict:
         """Score the point at epoch seconds `ts` and learn from it."""
         if not math.isfinite(value):
             return _QUIET
+        raw = value
+        if self.params.seasonal:
+            value = self.profile.deseasonalise(ts, value)
         recent = self.recent
-        previous = recent[-1] if recent else value
         if len(recent) == recent.maxlen:
             self.recent_sum -= recent[0]
         recent.append(value)
         self.recent_sum += value
-        inputs = (value, self.recent_sum / len(recent), value - previous)
+        inputs = (value, self.recent_sum / len(recent), raw - self.last_raw if self.last_raw == self.last_raw else 0.0)
+        self.last_raw = raw
         threshold = self.params.threshold
         best = 0.0
         kind = ""
         anomalous = False
         for name, gauge, x in zip(_INPUTS, self.gauges, inputs):
-            z, extreme = gauge.measure(x)
-            gauge.push(x)
-            z = abs(z)
+            z, extreme = gauge.observe(x)
+            if z < 0.0:
+                z = -z
             if z > best:
                 best = z
                 if not anomalous:

@@ -24,6 +24,8 @@ class DetectorParams:
     """Length of the short moving mean, the input that sees level shifts."""
     cooldown: int = 300
     """Points after an alert during which no new alert opens (one episode, one notice)."""
+    seasonal: bool = True
+    """Remove a weekly/daily rhythm from the value when the series has one."""
     persistence: int = 1
     """Consecutive anomalous points needed before an alert opens."""
 
