@@ -33,6 +33,15 @@ class RobustGauge(RollingWindow):
 
     __slots__ = ()
 
+    def spread(self) -> float:
+        """The window's robust sigma (0 while it is empty)."""
+        ordered = self.ordered
+        n = len(ordered)
+        if not n:
+            return 0.0
+        spread = (ordered[(3 * n) >> 2] - ordered[n >> 2]) * _IQR_TO_SIGMA
+        return spread if spread > 0.0 else fallback_scale(ordered)
+
     def observe(self, value: float) -> tuple[float, bool]:
         """(signed z, beyond every value of the window) against the history, then learn it."""
         ordered = self.ordered

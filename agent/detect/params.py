@@ -26,6 +26,12 @@ class DetectorParams:
     """Points after an alert during which no new alert opens (one episode, one notice)."""
     seasonal: bool = True
     """Remove a weekly/daily rhythm from the value when the series has one."""
+    trend_span: int = 48
+    """First differences whose median is the current growth rate."""
+    trend_threshold: float = 5.0
+    """Robust z-score of the growth rate, against past rates, that counts as a trend change."""
+    trend_persistence: int = 48
+    """Consecutive points the growth rate must stay that high (bursts are not trends)."""
     persistence: int = 1
     """Consecutive anomalous points needed before an alert opens."""
 

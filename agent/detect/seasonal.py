@@ -59,3 +59,28 @@ class SeasonalProfile:
         bound = 3.0 * math.sqrt(self.res_var) if self.res_var > 0.0 else math.inf
         self.slots[index] = usual + self.alpha * max(-bound, min(bound, residual))
         return residual + self.mean if self.active else value
+
+    def to_state(self) -> dict:
+        """JSON-serialisable state (NaN written as null)."""
+        return {
+            "slot_seconds": self.slot_seconds, "alpha": self.alpha, "slots": list(self.slots),
+            "filled": self.filled, "last_ts": _json_float(self.last_ts), "mean": _json_float(self.mean),
+            "raw_var": self.raw_var, "res_var": self.res_var, "active": self.active,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict) -> SeasonalProfile:
+        """Rebuild a profile saved by `to_state`."""
+        profile = cls(int(state["slot_seconds"]), float(state["alpha"]))
+        profile.slots = list(state["slots"])
+        profile.filled = int(state["filled"])
+        profile.last_ts = math.nan if state["last_ts"] is None else state["last_ts"]
+        profile.mean = math.nan if state["mean"] is None else state["mean"]
+        profile.raw_var = state["raw_var"]
+        profile.res_var = state["res_var"]
+        profile.active = bool(state["active"])
+        return profile
+
+
+def _json_float(value: float) -> float | None:
+    return None if math.isnan(value) else value
