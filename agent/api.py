@@ -13,7 +13,16 @@ from typing import Annotated, Any, Callable, ClassVar, Mapping, Protocol, Sequen
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from agent.units import parse_duration, parse_percent, parse_size
+from agent.forecast import Trend, growth_trend
+from agent.units import format_bytes, format_duration, parse_duration, parse_percent, parse_size
+
+__all__ = [  # what plugins may use; anything else in agent/ is the engine's own
+    "ForewarnError", "ConfigError", "StateError", "CheckError", "NotifyError",
+    "Duration", "Percent", "Size", "CheckConfig", "NotifierConfig",
+    "Status", "Severity", "Metric", "Observation", "Forecast", "Finding", "ResourceStatus", "CheckResult",
+    "History", "Context", "Check", "Notice", "Delivery", "Notifier",
+    "Trend", "growth_trend", "format_bytes", "format_duration", "parse_duration", "parse_percent", "parse_size",
+]
 
 # --------------------------------------------------------------------------- errors
 

@@ -78,3 +78,13 @@ def format_duration(seconds: float) -> str:
         if count:
             parts.append(f"{count}{unit}")
     return "".join(parts[:2])
+
+
+def format_bytes(value: float) -> str:
+    """Technical SI form for appendices: 912000000000 -> '912.0 GB'."""
+    units = ("B", "kB", "MB", "GB", "TB", "PB")
+    index = 0
+    while abs(value) >= 1000 and index < len(units) - 1:
+        value /= 1000
+        index += 1
+    return f"{value:.0f} B" if index == 0 else f"{value:.1f} {units[index]}"

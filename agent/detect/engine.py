@@ -49,7 +49,7 @@ class SeriesDetector:
         self.level = RobustGauge(params.window)
         self.shift = RobustGauge(params.window)
         self.jump = RobustGauge(params.window)
-        self.trend = TrendGauge(params.trend_span, params.window)
+        self.trend = TrendGauge(params.trend_span, params.window, params.trend_span // 8)
         self.recent: deque[float] = deque(maxlen=params.smooth)
         self.recent_sum = 0.0
         self.last_raw: float | None = None

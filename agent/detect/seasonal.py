@@ -20,7 +20,7 @@ class SeasonalProfile:
     updates keeps a single anomaly from teaching the profile a false rhythm.
     """
 
-    __slots__ = ("slot_seconds", "alpha", "slots", "filled", "last_ts", "mean", "raw_var", "res_var", "active")
+    __slots__ = ("slot_seconds", "alpha", "slots", "filled", "last_ts", "last_step", "decay", "mean", "raw_var", "res_var", "active")
 
     def __init__(self, slot_seconds: int = 3600, alpha: float = 0.25) -> None:
         self.slot_seconds = slot_seconds
@@ -28,6 +28,8 @@ class SeasonalProfile:
         self.slots: list[float | None] = [None] * (WEEK // slot_seconds)
         self.filled = 0
         self.last_ts = math.nan
+        self.last_step = 0.0
+        self.decay = 0.0
         self.mean = math.nan
         self.raw_var = 0.0
         self.res_var = 0.0
@@ -43,7 +45,10 @@ class SeasonalProfile:
         deviation = value - self.mean
         step = ts - self.last_ts
         self.last_ts = ts
-        self.mean += deviation * (1.0 - math.exp(-step / 86400.0)) if step > 0.0 else 0.0
+        if step != self.last_step:  # regular sampling: one exp() per series, not per point
+            self.last_step = step
+            self.decay = 1.0 - math.exp(-step / 86400.0) if step > 0.0 else 0.0
+        self.mean += deviation * self.decay
         self.raw_var += 0.002 * (deviation * deviation - self.raw_var)
         if usual is None:
             self.slots[index] = value
@@ -64,7 +69,8 @@ class SeasonalProfile:
         """JSON-serialisable state (NaN written as null)."""
         return {
             "slot_seconds": self.slot_seconds, "alpha": self.alpha, "slots": list(self.slots),
-            "filled": self.filled, "last_ts": _json_float(self.last_ts), "mean": _json_float(self.mean),
+            "filled": self.filled, "last_ts": _json_float(self.last_ts),
+            "last_step": self.last_step, "decay": self.decay, "mean": _json_float(self.mean),
             "raw_var": self.raw_var, "res_var": self.res_var, "active": self.active,
         }
 
@@ -75,6 +81,8 @@ class SeasonalProfile:
         profile.slots = list(state["slots"])
         profile.filled = int(state["filled"])
         profile.last_ts = math.nan if state["last_ts"] is None else state["last_ts"]
+        profile.last_step = state["last_step"]
+        profile.decay = state["decay"]
         profile.mean = math.nan if state["mean"] is None else state["mean"]
         profile.raw_var = state["raw_var"]
         profile.res_var = state["res_var"]

@@ -1,0 +1,68 @@
+"""The `agent` command. Subcommands are imported only when used, so each starts fast."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+
+import click
+
+from agent import __version__
+
+COMMANDS = {
+    "check": "agent.commands.check:check",
+    "config": "agent.commands.config:config",
+    "init": "agent.commands.config:init",
+    "backtest": "agent.backtest:backtest",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module, attr = COMMANDS[name].split(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="agent (forewarn)")
+@click.option("--debug", is_flag=True, help="Verbose logs, and tracebacks for unexpected errors.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Forewarn: warns the people who own a service, in plain words, before it breaks."""
+    ctx.obj = {"debug": debug}
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def main() -> None:
+    """Entry point: ForewarnError becomes one line on stderr and exit 2, never a traceback."""
+    from agent.api import ConfigError, ForewarnError
+
+    try:
+        code = cli.main(standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
+    except click.Abort:
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2)
+    except ConfigError as exc:
+        for line in exc.problems:
+            click.echo(line, err=True)
+        sys.exit(2)
+    except ForewarnError as exc:
+        click.echo(f"agent: {exc}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:  # a bug: one line unless --debug
+        if "--debug" in sys.argv:
+            raise
+        click.echo(f"agent: internal error: {exc.__class__.__name__}: {exc} (run with --debug for details)", err=True)
+        sys.exit(3)

@@ -1,0 +1,137 @@
+"""Turns findings into notices: who is affected, and what to tell them in their words.
+
+Findings are addressed to the owners of every matching resource (and always to
+the default owner, IT, who acts on them); each owner's findings become one
+notice, written from jinja2 templates per finding kind and locale.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from importlib.resources import files
+from typing import Any, Iterable, Mapping
+from zoneinfo import ZoneInfo
+
+import jinja2
+
+from agent.api import Finding, Notice
+from agent.config import Config, Owner, Resource
+from agent.humanize import Humanizer
+
+
+@dataclass(frozen=True)
+class Item:
+    """One finding as one owner sees it: with the business name and impact of their resource."""
+
+    finding: Finding
+    resource: Resource | None
+
+    @property
+    def business_name(self) -> str:
+        return self.resource.name if self.resource else ""
+
+    @property
+    def impact(self) -> str:
+        return self.resource.impact if self.resource else ""
+
+    @property
+    def operation(self) -> str:
+        return self.resource.operation if self.resource else ""
+
+
+def address(findings: Iterable[Finding], config: Config) -> dict[str, list[Item]]:
+    """Which owner hears about which finding; the default owner hears about all of them."""
+    addressed: dict[str, list[Item]] = {}
+    default = config.agent.default_owner
+    for finding in findings:
+        resources = config.resources_for(finding.check, finding.labels)
+        for resource in resources:
+            addressed.setdefault(resource.owner, []).append(Item(finding, resource))
+        if not any(r.owner == default for r in resources):
+            addressed.setdefault(default, []).append(Item(finding, resources[0] if resources else None))
+    return addressed
+
+
+def incident_id(owner: str, findings: Iterable[Finding]) -> str:
+    keys = "\n".join(sorted({f.dedup_key for f in findings}))
+    return hashlib.sha256(f"{owner}\n{keys}".encode()).hexdigest()[:16]
+
+
+class Composer:
+    def __init__(self, config: Config):
+        self.config = config
+        self.env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(str(files("templates"))),
+            autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default_for_string=False),
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=False,
+        )
+        self.env.filters["capitalize_first"] = lambda text: text[:1].upper() + text[1:]
+        self.env.filters["unique"] = lambda texts: list(dict.fromkeys(t for t in texts if t))
+
+    def compose(self, owner_id: str, items: list[Item], now: float, *, phase: str = "opening",
+                incident: str | None = None, thread: str | None = None, sequence: int = 0,
+                lasted: float | None = None) -> Notice:
+        owner = self.config.owners[owner_id]
+        locale = owner.language
+        human = Humanizer(locale, ZoneInfo(owner.timezone), now)
+        items = sorted(items, key=lambda i: (-i.finding.severity.rank, i.finding.dedup_key))
+        severity = items[0].finding.severity
+        words = self.env.get_template(f"{locale}/words.txt.j2").module
+        context = {
+            "owner": owner, "owner_id": owner_id, "is_it": owner_id == self.config.agent.default_owner,
+            "host": self.config.hostname(), "h": human, "phase": phase, "severity": severity.value,
+            "update_interval": self.config.agent.update_interval, "lasted": lasted,
+        }
+        sections = [self._sections(locale, item, context) for item in items]
+        subject = sections[0]["subject"]
+        if len(items) > 1:
+            subject = str(words.more_subject(subject, len(items) - 1))
+        if phase == "resolution":
+            subject = str(words.resolved_subject(subject))
+        elif phase == "test":
+            subject = str(words.test_subject(subject))
+        context.update(sections=sections, subject=subject)
+        body = _tidy(self.env.get_template(f"{locale}/notice.txt.j2").render(context))
+        appendix = self.env.get_template(f"{locale}/appendix.txt.j2").render(context).strip()
+        html = self.env.get_template(f"{locale}/notice.html.j2").render(
+            context, paragraphs=[p for p in body.split("\n\n")], appendix=appendix)
+        incident = incident or incident_id(owner_id, (i.finding for i in items))
+        return Notice(
+            owner=owner_id, locale=locale, subject=_one_line(subject), body=body, appendix=appendix, html=html,
+            severity=severity, incident_id=incident, thread_id=thread or incident, phase=phase,
+            sequence=sequence, department=owner.department, findings=tuple(i.finding for i in items),
+            created=now)
+
+    def _sections(self, locale: str, item: Item, context: Mapping[str, Any]) -> dict[str, str]:
+        kind = self.env.get_template(f"{locale}/{item.finding.kind}.txt.j2").module
+        args = {**context, "f": item.finding, "facts": item.finding.facts, "item": item}
+        args["name"] = _tidy(str(kind.name(args)))
+        parts = {part: _tidy(str(getattr(kind, part)(args)))
+                 for part in ("subject", "happening", "meaning", "doing", "self_help", "resolved")}
+        return {**parts, "finding": item.finding, "name": args["name"]}
+
+
+def _tidy(text: str) -> str:
+    """Joins wrapped template lines into paragraphs; blank lines separate paragraphs."""
+    paragraphs = []
+    for block in text.strip().split("\n\n"):
+        paragraph = ""
+        for line in (line.strip() for line in block.splitlines()):
+            if line:
+                cjk = paragraph and (_is_cjk(paragraph[-1]) or _is_cjk(line[0]))
+                paragraph += ("" if not paragraph or cjk else " ") + line
+        if paragraph:
+            paragraphs.append(paragraph)
+    return "\n\n".join(paragraphs)
+
+
+def _is_cjk(char: str) -> bool:
+    return "\u3000" <= char <= "\u9fff" or "\uff00" <= char <= "\uffef"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())

@@ -1,0 +1,137 @@
+"""Numbers, amounts and moments in the words of the owner's language and timezone.
+
+Owners read "Thursday afternoon" and "12 GB", never "2026-11-26T14:03Z" or
+"12884901888 bytes"; a range stays a range, so there is no false precision.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from babel.numbers import format_currency, format_decimal
+
+_BABEL_LOCALE = {"en": "en_US", "zh-CN": "zh_CN"}
+_EN_DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+_ZH_DAYS = ("周一", "周二", "周三", "周四", "周五", "周六", "周日")
+_EN_PARTS = ((6, "night"), (12, "morning"), (18, "afternoon"), (24, "evening"))
+_ZH_PARTS = ((6, "凌晨"), (12, "上午"), (18, "下午"), (24, "晚上"))
+
+
+@dataclass(frozen=True)
+class Humanizer:
+    locale: str
+    tz: ZoneInfo
+    now: float
+
+    @property
+    def zh(self) -> bool:
+        return self.locale == "zh-CN"
+
+    # ----------------------------------------------------------------- amounts
+
+    def number(self, value: float, decimals: int = 0) -> str:
+        pattern = "#,##0" + ("." + "0" * decimals if decimals else "")
+        return format_decimal(value, format=pattern, locale=_BABEL_LOCALE[self.locale])
+
+    def bytes(self, value: float) -> str:
+        units = ("bytes", "KB", "MB", "GB", "TB", "PB")
+        index = 0
+        while abs(value) >= 1000 and index < len(units) - 1:
+            value /= 1000
+            index += 1
+        if index == 0:
+            return f"{self.number(value)} {'字节' if self.zh else 'bytes'}"
+        return f"{self.number(value, 1 if abs(value) < 10 else 0)} {units[index]}"
+
+    def percent(self, ratio: float) -> str:
+        return f"{self.number(ratio * 100, 1 if 0 < ratio < 0.01 else 0)}%"
+
+    def money(self, amount: float, currency: str) -> str:
+        pattern = "¤#,##0" if abs(amount) >= 100 else "¤#,##0.00"
+        return format_currency(amount, currency, format=pattern, locale=_BABEL_LOCALE[self.locale],
+                               currency_digits=False)
+
+    def frequency(self, share: float) -> str:
+        """0.025 -> 'about 1 in 40' / '大约每 40 次中有 1 次'."""
+        if share <= 0:
+            return "never" if not self.zh else "从未"
+        n = max(2, round(1 / share))
+        return f"大约每 {self.number(n)} 次中有 1 次" if self.zh else f"about 1 in {self.number(n)}"
+
+    # ------------------------------------------------------------------ time
+
+    def duration(self, seconds: float) -> str:
+        """A rounded length of time: 'about 3 hours' / '约 3 小时'."""
+        seconds = max(0.0, seconds)
+        for size, en, zh in ((86400, "day", "天"), (3600, "hour", "小时"), (60, "minute", "分钟")):
+            if seconds >= size * 0.95 or size == 60:
+                count = max(1, round(seconds / size))
+                if self.zh:
+                    return f"约 {count} {zh}"
+                return f"about {count} {en}{'s' if count != 1 else ''}"
+        raise ValueError(seconds)
+
+    def local(self, ts: float) -> datetime:
+        return datetime.fromtimestamp(ts, self.tz)
+
+    def day(self, ts: float) -> str:
+        """'today', 'tomorrow', 'Thursday', '3 December' (and the Chinese equivalents)."""
+        moment, today = self.local(ts), self.local(self.now)
+        offset = (moment.date() - today.date()).days
+        if offset == 0:
+            return "今天" if self.zh else "today"
+        if offset == 1:
+            return "明天" if self.zh else "tomorrow"
+        if 1 < offset < 7:
+            return _ZH_DAYS[moment.weekday()] if self.zh else _EN_DAYS[moment.weekday()]
+        return f"{moment.month}月{moment.day}日" if self.zh else f"{moment.day} {moment:%B}"
+
+    def part_of_day(self, ts: float) -> str:
+        hour = self.local(ts).hour
+        return next(name for limit, name in (_ZH_PARTS if self.zh else _EN_PARTS) if hour < limit)
+
+    def clock(self, ts: float) -> str:
+        """The nearest hour or half hour: '2 pm', '2:30 pm' / '下午2点', '下午2点半'."""
+        moment = self.local(ts) + timedelta(minutes=15)
+        moment = moment.replace(minute=30 if moment.minute >= 30 else 0, second=0, microsecond=0)
+        hour = moment.hour % 12 or 12
+        if self.zh:
+            part = "中午" if moment.hour == 12 else self.part_of_day(moment.timestamp())
+            return f"{part}{hour}点{'半' if moment.minute else ''}"
+        if moment.hour == 12 and not moment.minute:
+            return "noon"
+        minutes = f":{moment.minute:02d}" if moment.minute else ""
+        return f"{hour}{minutes} {'am' if moment.hour < 12 else 'pm'}"
+
+    def moment(self, ts: float) -> str:
+        """A point in time at the precision a person plans with."""
+        ahead = ts - self.now
+        if ahead < 90 * 60:
+            return self.after(ahead)
+        day = self.day(ts)
+        if self.zh:
+            return f"{day}{self.clock(ts)}左右"
+        return f"{day} around {self.clock(ts)}"
+
+    def after(self, seconds: float) -> str:
+        return f"{self.duration(seconds)}后" if self.zh else f"in {self.duration(seconds)}"
+
+    def span(self, earliest: float, latest: float) -> str:
+        """When something will happen, as honest as the range allows."""
+        if latest - self.now < 90 * 60:
+            low, high = max(1, round((earliest - self.now) / 60)), max(1, round((latest - self.now) / 60))
+            if low == high:
+                return self.after(earliest)
+            return f"{low} 到 {high} 分钟后" if self.zh else f"in {low} to {high} minutes"
+        if latest - earliest < 2 * 3600:
+            return self.moment((earliest + latest) / 2)
+        first = (self.day(earliest), self.part_of_day(earliest))
+        last = (self.day(latest), self.part_of_day(latest))
+        if first == last:
+            return f"{first[0]}{first[1]}" if self.zh else f"{first[0]} {first[1]}".replace("today night", "tonight")
+        if self.zh:
+            return f"{first[0]}{first[1]}到{last[0] if last[0] != first[0] else ''}{last[1]}之间"
+        end = last[1] if last[0] == first[0] else f"{last[0]} {last[1]}"
+        return f"between {first[0]} {first[1]} and {end}".replace("today night", "tonight")

@@ -1,0 +1,64 @@
+"""Runs checks in isolation: a check that raises or hangs makes its own result UNKNOWN, nothing else."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Callable, Iterable
+
+from agent.api import CheckResult, Context, ForewarnError, ResourceStatus, Status
+from agent.config import Config
+from agent.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class Runner:
+    """Owns one instance per configured check, so checks can keep state between runs."""
+
+    def __init__(self, config: Config, store: Store, clock: Callable[[], float] = time.time):
+        self.config, self.store, self.clock = config, store, clock
+        self.checks = {name: config.registry.check(name)(cfg)
+                       for name, cfg in config.checks.items() if cfg.enabled}
+
+    def run(self, name: str) -> CheckResult:
+        check, cfg = self.checks[name], self.config.checks[name]
+        ctx = Context(now=self.clock, history=self.store, hostname=self.config.hostname(),
+                      wanted=self.config.wanted(name), log=logging.getLogger(f"forewarn.checks.{name}"))
+        outcome: list = []
+        worker = threading.Thread(target=_capture, args=(check.run, ctx, outcome), daemon=True,
+                                  name=f"check-{name}")
+        worker.start()
+        worker.join(cfg.timeout)
+        if not outcome:
+            return failed(name, f"did not finish within {cfg.timeout:g}s")
+        if isinstance(outcome[0], BaseException):
+            exc = outcome[0]
+            reason = str(exc) if isinstance(exc, ForewarnError) else f"{exc.__class__.__name__}: {exc}"
+            log.warning("check %s failed: %s", name, reason)
+            log.debug("check %s failure detail", name, exc_info=exc)
+            return failed(name, reason)
+        result: CheckResult = outcome[0]
+        self.store.record(result.observations)
+        return result
+
+    def run_all(self, names: Iterable[str] | None = None) -> list[CheckResult]:
+        return [self.run(name) for name in (names or self.checks)]
+
+    def close(self) -> None:
+        for check in self.checks.values():
+            close = getattr(check, "close", None)
+            if close:
+                close()
+
+
+def failed(name: str, reason: str) -> CheckResult:
+    return CheckResult(name, (ResourceStatus(name, Status.UNKNOWN, f"check could not run: {reason}"),))
+
+
+def _capture(function, ctx, outcome: list) -> None:
+    try:
+        outcome.append(function(ctx))
+    except BaseException as exc:  # reported by the caller as UNKNOWN, with the reason
+        outcome.append(exc)

@@ -1,0 +1,193 @@
+"""Disk space and inodes of every real filesystem, with time-to-full forecasts."""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+from typing import ClassVar
+
+import psutil
+from pydantic import model_validator
+
+from agent.api import (CheckConfig, CheckResult, Context, Duration, Finding, Forecast, Metric, Percent,
+                       ResourceStatus, Severity, Status, format_bytes, format_duration, growth_trend)
+from checks.disk_probe import Prober, Unanswered, Usage
+
+PSEUDO_FS = frozenset({
+    "autofs", "binfmt_misc", "bpf", "cgroup", "cgroup2", "configfs", "debugfs", "devpts", "devtmpfs",
+    "efivarfs", "fuse.gvfsd-fuse", "fuse.lxcfs", "fuse.portal", "fusectl", "hugetlbfs", "iso9660",
+    "mqueue", "nsfs", "overlay", "proc", "pstore", "ramfs", "rpc_pipefs", "securityfs", "selinuxfs",
+    "squashfs", "sysfs", "tmpfs", "tracefs", "nfsd", "aufs", "devfs", "fdescfs", "none",
+})
+ALWAYS = ("/",)
+
+USED_RATIO = Metric("disk_used_ratio", "ratio", "Share of the filesystem's usable space in use (as df shows it).")
+SIZE = Metric("disk_size_bytes", "bytes", "Total size of the filesystem.")
+FREE = Metric("disk_free_bytes", "bytes", "Space still available to unprivileged users.")
+USED = Metric("disk_used_bytes", "bytes", "Space in use.")
+INODES = Metric("disk_inodes_used_ratio", "ratio", "Share of the filesystem's inodes in use.")
+TTF = Metric("disk_time_to_full_seconds", "seconds", "Forecast time until the filesystem is full, at the current sustained pace.")
+RESPONSIVE = Metric("disk_responsive", "", "1 when the mount answered within its timeout, 0 when it hung or failed.")
+
+
+class DiskConfig(CheckConfig):
+    warning: Percent = 0.85
+    critical: Percent = 0.95
+    inodes_warning: Percent = 0.85
+    inodes_critical: Percent = 0.95
+    forecast_warning: Duration = 72 * 3600.0
+    forecast_critical: Duration = 12 * 3600.0
+    history: Duration = 7 * 86400.0
+    """How far back the forecast looks."""
+    mount_timeout: Duration = 5.0
+    mounts: tuple[str, ...] = ()
+    """Mounts to measure even when their filesystem type is skipped by default."""
+    exclude: tuple[str, ...] = ()
+    """Glob patterns of mount points never to measure."""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "DiskConfig":
+        if self.warning > self.critical:
+            raise ValueError("warning must not be above critical")
+        if self.inodes_warning > self.inodes_critical:
+            raise ValueError("inodes_warning must not be above inodes_critical")
+        if self.forecast_critical > self.forecast_warning:
+            raise ValueError("forecast_critical must not be longer than forecast_warning")
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class Mount:
+    path: str
+    device: str
+    fstype: str
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {"mount": self.path, "device": self.device, "fstype": self.fstype}
+
+
+class DiskCheck:
+    name: ClassVar[str] = "disk"
+    Config: ClassVar[type[DiskConfig]] = DiskConfig
+    metrics: ClassVar[tuple[Metric, ...]] = (USED_RATIO, SIZE, FREE, USED, INODES, TTF, RESPONSIVE)
+
+    def __init__(self, config: DiskConfig):
+        self.config = config
+        self.prober = Prober()
+
+    def close(self) -> None:
+        self.prober.close()
+
+    def run(self, ctx: Context) -> CheckResult:
+        wanted = {w["mount"] for w in ctx.wanted if "mount" in w} | set(self.config.mounts) | set(ALWAYS)
+        mounts = select_mounts(psutil.disk_partitions(all=True), wanted, self.config.exclude)
+        usage = self.prober.measure([m.path for m in mounts], self.config.mount_timeout)
+        now = ctx.now()
+        statuses, observations, findings = [], [], []
+        for mount in mounts:
+            result = usage[mount.path]
+            labels = mount.labels
+            if isinstance(result, Unanswered):
+                observations.append(RESPONSIVE.observe(0, labels, now))
+                statuses.append(ResourceStatus(mount.path, Status.UNKNOWN, f"not measured: {result.reason}", labels))
+                findings.append(self._unresponsive(mount, result, ctx))
+                continue
+            observations += [
+                RESPONSIVE.observe(1, labels, now), USED_RATIO.observe(result.used_ratio, labels, now),
+                SIZE.observe(result.total, labels, now), FREE.observe(result.free, labels, now),
+                USED.observe(result.used, labels, now),
+            ]
+            if result.files:
+                observations.append(INODES.observe(result.inodes_used_ratio, labels, now))
+            mount_findings = self._judge(mount, result, ctx, now)
+            forecast = next((f.forecast for f in mount_findings if f.forecast), None)
+            if forecast:
+                observations.append(TTF.observe(forecast.eta - now, labels, now))
+            findings += mount_findings
+            worst = max((f.severity.status for f in mount_findings), default=Status.OK)
+            statuses.append(ResourceStatus(mount.path, worst, _summary(result), labels))
+        return CheckResult(self.name, tuple(statuses), tuple(observations), tuple(findings))
+
+    def _judge(self, mount: Mount, usage: Usage, ctx: Context, now: float) -> list[Finding]:
+        cfg, found = self.config, []
+        facts = {"mount": mount.path, "used_ratio": usage.used_ratio, "used_bytes": usage.used,
+                 "free_bytes": usage.free, "size_bytes": usage.total}
+        evidence = {"mount": f"{mount.path} ({mount.fstype}, {mount.device})",
+                    "used": f"{usage.used_ratio:.1%} ({format_bytes(usage.used)} of {format_bytes(usage.used + usage.free)} usable)",
+                    "free": format_bytes(usage.free)}
+        if usage.used_ratio >= cfg.warning:
+            critical = usage.used_ratio >= cfg.critical
+            found.append(Finding(
+                self.name, "disk_full" if critical else "disk_nearly_full",
+                Severity.CRITICAL if critical else Severity.WARNING, mount.path, mount.labels,
+                f"{mount.path} is {usage.used_ratio:.1%} full", facts,
+                {**evidence, "rule": f"used >= {(cfg.critical if critical else cfg.warning):.0%}"},
+                incident="disk_space"))
+        if usage.files and usage.inodes_used_ratio >= cfg.inodes_warning:
+            critical = usage.inodes_used_ratio >= cfg.inodes_critical
+            found.append(Finding(
+                self.name, "inodes_running_out", Severity.CRITICAL if critical else Severity.WARNING,
+                mount.path, mount.labels, f"{mount.path} has used {usage.inodes_used_ratio:.1%} of its inodes",
+                {**facts, "inodes_used_ratio": usage.inodes_used_ratio, "files_free": usage.files_free},
+                {**evidence, "inodes": f"{usage.inodes_used_ratio:.1%} used ({usage.files_free:,} of {usage.files:,} free)",
+                 "rule": f"inodes used >= {(cfg.inodes_critical if critical else cfg.inodes_warning):.0%}"}))
+        if not any(f.kind == "disk_full" for f in found):
+            filling = self._forecast(mount, usage, ctx, now, facts, evidence)
+            if filling:
+                found.append(filling)
+        return found
+
+    def _forecast(self, mount: Mount, usage: Usage, ctx: Context, now: float, facts: dict,
+                  evidence: dict) -> Finding | None:
+        cfg = self.config
+        history = ctx.history.series(USED.name, mount.labels, now - cfg.history)
+        points = [p for p in history if p[0] < now] + [(now, float(usage.used))]
+        trend = growth_trend(points, min_span=max(10 * cfg.interval, 10.0),
+                             noise_floor=1e-4 * (usage.used + usage.free))
+        if trend is None or usage.free <= 0:
+            return None
+        best, earliest, latest = trend.time_to(usage.free)
+        if best > cfg.forecast_warning:
+            return None
+        critical = best <= cfg.forecast_critical
+        forecast = Forecast(now + best, now + earliest, now + latest,
+                            f"Theil-Sen on the lower envelope over {format_duration(trend.window)}, 90% range")
+        return Finding(
+            self.name, "disk_filling", Severity.CRITICAL if critical else Severity.WARNING, mount.path,
+            mount.labels, f"{mount.path} will be full in about {format_duration(best)}",
+            {**facts, "rate_bytes_per_second": trend.rate, "window_seconds": trend.window,
+             "gained_bytes": trend.rate * trend.window},
+            {**evidence,
+             "growth": f"+{format_bytes(trend.rate * 86400)}/day over {format_duration(trend.window)} ({trend.points} samples)",
+             "full in": f"{format_duration(best)} ({format_duration(earliest)}-{format_duration(latest)})",
+             "rule": f"forecast full within {format_duration(cfg.forecast_critical if critical else cfg.forecast_warning)}"},
+            forecast)
+
+    def _unresponsive(self, mount: Mount, result: Unanswered, ctx: Context) -> Finding:
+        return Finding(self.name, "disk_unresponsive", Severity.WARNING, mount.path, mount.labels,
+                       f"{mount.path} did not answer: {result.reason}", {"mount": mount.path},
+                       {"mount": f"{mount.path} ({mount.fstype}, {mount.device})", "error": result.reason,
+                        "rule": f"statvfs must answer within {self.config.mount_timeout:g}s"})
+
+
+def select_mounts(partitions, wanted: set[str], exclude: tuple[str, ...]) -> list[Mount]:
+    """Real filesystems once each (bind mounts and duplicates dropped), plus the wanted ones."""
+    chosen: dict[str, Mount] = {}
+    seen_devices: set[tuple[str, str]] = set()
+    for part in sorted(partitions, key=lambda p: (len(p.mountpoint), p.mountpoint)):
+        path = part.mountpoint
+        if path in chosen or any(fnmatch.fnmatch(path, pattern) for pattern in exclude):
+            continue
+        is_wanted = path in wanted
+        if not is_wanted and (part.fstype in PSEUDO_FS or (part.device, part.fstype) in seen_devices):
+            continue
+        seen_devices.add((part.device, part.fstype))
+        chosen[path] = Mount(path, part.device, part.fstype)
+    for path in wanted - chosen.keys():  # a directory, or a mount that is missing: statvfs tells
+        chosen[path] = Mount(path, "-", "-")
+    return sorted(chosen.values(), key=lambda m: m.path)
+
+
+def _summary(usage: Usage) -> str:
+    return f"{usage.used_ratio:.1%} used, {format_bytes(usage.free)} free of {format_bytes(usage.used + usage.free)}"
