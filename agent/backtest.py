@@ -9,7 +9,7 @@ import csv
 import json
 import math
 import sys
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -21,11 +21,14 @@ class SeriesError(Exception):
     """The input file cannot be replayed; the message is the one line the user sees."""
 
 
+_EPOCH = datetime(1970, 1, 1)
+
+
 def parse_timestamp(text: str) -> float:
     """'YYYY-MM-DD HH:MM:SS' (NAB) or ISO-8601 -> epoch seconds; naive times are read as UTC."""
     stamp = datetime.fromisoformat(text.strip())
     if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=timezone.utc)
+        return (stamp - _EPOCH).total_seconds()
     return stamp.timestamp()
 
 

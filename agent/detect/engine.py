@@ -19,8 +19,8 @@ STATE_VERSION = 1
 class Verdict(NamedTuple):
     """One point's outcome: score in [0, 1], whether a notice opens, and what was seen.
 
-    `kind` names the strongest input: `spike`, `dip`, `level_shift`, `jump` or
-    `trend` (empty when nothing stands out).
+    `kind` names what made the point anomalous: `spike`, `dip`, `level_shift`
+    or `trend` (empty for a normal point).
     """
 
     score: float
@@ -34,13 +34,13 @@ _QUIET = Verdict(0.0, False, "")
 class SeriesDetector:
     """Online, causal anomaly detector for one series, O(window) memory.
 
-    Three inputs are scored against their own robust baselines: the value
-    (spikes and dips; deseasonalised when the series has a weekly rhythm), a
-    short moving mean (level shifts that single points hide in noise) and the
-    first difference (sudden jumps). A point is anomalous when one input is both
-    far out (robust z >= threshold) and a new extreme of its window; a growth
-    rate far above the series' own past rates for `trend_persistence` points is
-    anomalous too. `AlertPolicy` decides which anomalous points open a notice.
+    Two inputs are scored against their own robust baselines: the value (spikes
+    and dips; deseasonalised when the series has a weekly rhythm) and a short
+    moving mean (level shifts that single points hide in noise). A point is
+    anomalous when one input is both far out (robust z >= threshold) and a new
+    extreme of its window; a growth rate far above the series' own past rates
+    for `trend_persistence` points is anomalous too. (A first-difference input
+    was tried: on nab-dev it added false alarms and found nothing new.) `AlertPolicy` decides which anomalous points open a notice.
     """
 
     def __init__(self, params: DetectorParams | None = None) -> None:
@@ -48,11 +48,9 @@ class SeriesDetector:
         self.profile = SeasonalProfile()
         self.level = RobustGauge(params.window)
         self.shift = RobustGauge(params.window)
-        self.jump = RobustGauge(params.window)
         self.trend = TrendGauge(params.trend_span, params.window, params.trend_span // 8)
         self.recent: deque[float] = deque(maxlen=params.smooth)
         self.recent_sum = 0.0
-        self.last_raw: float | None = None
         self.trend_streak = 0
         self.policy = AlertPolicy(params.warmup, params.cooldown, params.persistence)
 
@@ -62,8 +60,6 @@ class SeriesDetector:
             return _QUIET
         params = self.params
         threshold = params.threshold
-        last_raw = self.last_raw
-        self.last_raw = value
         level = self.profile.deseasonalise(ts, value) if params.seasonal else value
         recent = self.recent
         if len(recent) == recent.maxlen:
@@ -71,31 +67,29 @@ class SeriesDetector:
         recent.append(level)
         self.recent_sum += level
 
-        z, extreme = self.level.observe(level)
-        anomalous = extreme and abs(z) >= threshold
-        best, kind = abs(z), "spike" if z > 0.0 else "dip"
-        z, extreme = self.shift.observe(self.recent_sum / len(recent))
-        z = abs(z)
-        if extreme and z >= threshold and not anomalous:
-            anomalous, best, kind = True, max(best, z), "level_shift"
-        elif z > best and not anomalous:
-            best, kind = z, "level_shift"
-        z, extreme = self.jump.observe(0.0 if last_raw is None else value - last_raw)
-        z = abs(z)
-        if extreme and z >= threshold and not anomalous:
-            anomalous, best, kind = True, max(best, z), "jump"
-        elif z > best and not anomalous:
-            best, kind = z, "jump"
-        z, rate = self.trend.observe(value)
+        z_level, out_level = self.level.observe(level)
+        z_shift, out_shift = self.shift.observe(self.recent_sum / len(recent))
+        z_trend, rate = self.trend.observe(value)
+        level_up = z_level > 0.0
+        z_level, z_shift = abs(z_level), abs(z_shift)
         # Growth must also move the value, over the span, beyond its usual spread:
         # quantised series whose past rates were all zero would otherwise trip.
-        grows = z >= params.trend_threshold and rate * params.trend_span >= self.level.spread()
-        self.trend_streak = self.trend_streak + 1 if grows else 0
-        if self.trend_streak == params.trend_persistence and not anomalous:
-            anomalous, best, kind = True, max(best, threshold), "trend"
+        if z_trend >= params.trend_threshold and rate * params.trend_span >= self.level.spread():
+            self.trend_streak += 1
+        else:
+            self.trend_streak = 0
 
-        alert = self.policy.step(anomalous)
-        return Verdict(best / (best + threshold), alert, kind if best > 0.0 else "")
+        if out_level and z_level >= threshold:
+            kind, best = "spike" if level_up else "dip", z_level
+        elif out_shift and z_shift >= threshold:
+            kind, best = "level_shift", z_shift
+        elif self.trend_streak == params.trend_persistence:
+            kind, best = "trend", threshold
+        else:
+            best = max(z_level, z_shift)
+            alert = self.policy.step(False)
+            return Verdict(best / (best + threshold), alert, "")
+        return Verdict(best / (best + threshold), self.policy.step(True), kind)
 
     def to_state(self) -> dict:
         """Everything needed to continue after a restart, as JSON-serialisable data."""
@@ -105,11 +99,9 @@ class SeriesDetector:
             "profile": self.profile.to_state(),
             "level": self.level.to_state(),
             "shift": self.shift.to_state(),
-            "jump": self.jump.to_state(),
             "trend": self.trend.to_state(),
             "recent": list(self.recent),
             "recent_sum": self.recent_sum,
-            "last_raw": self.last_raw,
             "trend_streak": self.trend_streak,
             "policy": self.policy.to_state(),
         }
@@ -123,11 +115,9 @@ class SeriesDetector:
         detector.profile = SeasonalProfile.from_state(state["profile"])
         detector.level = RobustGauge.from_state(state["level"])
         detector.shift = RobustGauge.from_state(state["shift"])
-        detector.jump = RobustGauge.from_state(state["jump"])
         detector.trend = TrendGauge.from_state(state["trend"])
         detector.recent.extend(state["recent"])
         detector.recent_sum = state["recent_sum"]
-        detector.last_raw = state["last_raw"]
         detector.trend_streak = state["trend_streak"]
         detector.policy.restore(state["policy"])
         return detector
