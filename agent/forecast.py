@@ -3,8 +3,8 @@
 A disk is "filling" only when what remains after every cleanup keeps growing:
 the forecast works on the lower envelope (the suffix minimum: the lowest level
 the series came back to from each moment on), so bursts that are deleted and
-rotations that reclaim space leave no trend. The growth must show in both
-halves of a window at least two steps long on a doubling ladder of windows,
+rotations that reclaim space leave no trend. The growth must show alike in
+both halves of a window at least two steps long on a doubling ladder of windows,
 and a series with a recent large drop (a sawtooth) is not trusted until its
 growth outgrows the drops. The rate is a Theil-Sen slope with Sen's confidence
 interval, and the answer is a range, never a point.
@@ -50,7 +50,8 @@ def growth_trend(points: Sequence[tuple[float, float]], min_span: float, min_poi
     envelope = _suffix_min(values)
     now = times[-1]
     span = now - times[0]
-    noise = max(noise_floor, 3 * _mad([v - e for v, e in zip(values, envelope)]))
+    steps = [b - a for a, b in zip(values, values[1:])]
+    noise = max(noise_floor, 4.5 * _mad(steps))  # about 3 sigma of the point-to-point jitter
 
     qualifying: list[tuple[float, int]] = []
     for window in _ladder(min_span, span):
@@ -66,8 +67,9 @@ def growth_trend(points: Sequence[tuple[float, float]], min_span: float, min_poi
         return None
     longest, start = persistent[-1]
     rise = envelope[-1] - envelope[start]
-    if _drawdown(values[_index_at(times, now - 4 * longest):start + 2]) > 0.5 * rise:
-        return None  # a sawtooth: the last cycle gave back more than this growth
+    middle = _index_at(times, now - longest / 2)
+    if _drawdown(values[_index_at(times, now - 4 * longest):middle + 1]) > 0.5 * rise:
+        return None  # a sawtooth: a recent cycle gave back more than this growth
     fits = [_theil_sen(times[s:], envelope[s:]) for _, s in persistent]
     rate = fits[0][0]
     pad = noise / longest  # the envelope's own uncertainty, spread over the window
@@ -92,7 +94,8 @@ def _rises_in_both_halves(times: list[float], envelope: list[float], start: int,
     middle = _index_at(times, (times[start] + times[-1]) / 2)
     first = envelope[middle] - envelope[start]
     second = envelope[-1] - envelope[middle]
-    return first > noise and second > noise
+    # Steady growth rises alike in both halves; a step or a young fill rises mostly in one.
+    return first > noise and second > noise and min(first, second) >= max(first, second) / 3
 
 
 def _suffix_min(values: list[float]) -> list[float]:
