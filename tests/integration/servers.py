@@ -303,6 +303,7 @@ class Memcached(_ProcessServer):
 
         kwargs.setdefault("timeout", 5)
         kwargs.setdefault("connect_timeout", 5)
+        kwargs.setdefault("default_noreply", False)  # seeding a cache should fail loudly
         return Client((HOST, self.port), **kwargs)
 
 
