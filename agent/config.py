@@ -14,7 +14,7 @@ from typing import Any, Literal, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, field_validator
 
 from agent.api import CheckConfig, ConfigError, Duration, NotifierConfig
 from agent.registry import Registry, default_registry
@@ -98,12 +98,13 @@ class Resource(_Model):
         return all((check if key == "check" else labels.get(key)) == want for key, want in self.match.items())
 
 
-class _Document(_Model):
-    agent: AgentSection = AgentSection()
-    owners: dict[str, Owner] = {}
-    resources: list[Resource] = []
-    checks: dict[str, dict[str, Any] | None] = {}
-    notifiers: dict[str, dict[str, Any]] = {}
+SECTIONS: dict[str, TypeAdapter] = {
+    "agent": TypeAdapter(AgentSection),
+    "owners": TypeAdapter(dict[str, Owner]),
+    "resources": TypeAdapter(list[Resource]),
+    "checks": TypeAdapter(dict[str, dict[str, Any] | None]),
+    "notifiers": TypeAdapter(dict[str, dict[str, Any]]),
+}
 
 
 BUILTIN_IT_OWNER = Owner(department="IT", contact="IT team", address_as="IT team", tone="friendly",
@@ -184,15 +185,20 @@ def _parse_yaml(text: str, source: str) -> dict:
 def parse_config(data: dict, source: str, registry: Registry) -> Config:
     """Validates a whole document; raises ConfigError listing every problem."""
     problems = [f"{source}: {path}: {msg}" for path, msg in _find_plain_secrets(data, ())]
-    try:
-        doc = _Document.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(problems + _describe(exc, source, ())) from None
-
-    owners = dict(doc.owners)
-    raw_checks = doc.checks if "checks" in data else {"disk": {}}
-    raw_notifiers = dict(doc.notifiers)
-    if "it" not in owners and doc.agent.default_owner == "it":
+    problems += [f"{source}: {key}: unknown section (expected one of {', '.join(SECTIONS)})"
+                 for key in data if key not in SECTIONS]
+    parsed: dict[str, Any] = {}
+    for key, adapter in SECTIONS.items():
+        try:
+            parsed[key] = adapter.validate_python(data.get(key) or ({} if key != "resources" else []))
+        except ValidationError as exc:
+            problems += _describe(exc, source, (key,))
+    sections_valid = len(parsed) == len(SECTIONS)
+    agent: AgentSection = parsed.get("agent", AgentSection())
+    owners: dict[str, Owner] = parsed.get("owners", {})
+    raw_checks = parsed.get("checks", {}) if "checks" in data else {"disk": {}}
+    raw_notifiers = parsed.get("notifiers", {})
+    if "it" not in owners and agent.default_owner == "it":
         owners["it"] = BUILTIN_IT_OWNER  # IT hears about everything, on the console unless configured
         raw_notifiers.setdefault("console", {"type": "console"})
 
@@ -201,15 +207,14 @@ def parse_config(data: dict, source: str, registry: Registry) -> Config:
         if name not in registry.checks:
             problems.append(f"{source}: checks.{name}: unknown check (available: {', '.join(registry.checks)})")
             continue
-        model = registry.check(name).Config
         try:
-            checks[name] = model.model_validate(section or {})
+            checks[name] = registry.check(name).Config.model_validate(section or {})
         except ValidationError as exc:
             problems += _describe(exc, source, ("checks", name))
 
     notifiers: dict[str, NotifierConfig] = {}
     for name, section in raw_notifiers.items():
-        kind = section.get("type") if isinstance(section, dict) else None
+        kind = section.get("type")
         if kind not in registry.notifiers:
             got = f" (got {kind!r})" if kind is not None else ""
             problems.append(f"{source}: notifiers.{name}.type: unknown or missing notifier type, "
@@ -220,23 +225,25 @@ def parse_config(data: dict, source: str, registry: Registry) -> Config:
         except ValidationError as exc:
             problems += _describe(exc, source, ("notifiers", name))
 
-    problems += _cross_references(doc, owners, raw_notifiers, source)
+    if sections_valid:  # references are only worth checking between valid sections
+        problems += _cross_references(agent, owners, parsed["resources"], raw_notifiers, source)
     if problems:
         raise ConfigError(problems)
-    return Config(source, doc.agent, owners, tuple(doc.resources), checks, notifiers, registry)
+    return Config(source, agent, owners, tuple(parsed["resources"]), checks, notifiers, registry)
 
 
-def _cross_references(doc: _Document, owners: dict[str, Owner], notifiers: dict, source: str) -> list[str]:
+def _cross_references(agent: AgentSection, owners: dict[str, Owner], resources: list[Resource], notifiers: dict,
+                      source: str) -> list[str]:
     problems = []
-    if doc.agent.default_owner not in owners:
-        problems.append(f"{source}: agent.default_owner: owner is not defined in owners (got {doc.agent.default_owner!r})")
+    if agent.default_owner not in owners:
+        problems.append(f"{source}: agent.default_owner: owner is not defined in owners (got {agent.default_owner!r})")
     for owner_id, owner in owners.items():
         for i, channel in enumerate(owner.notify):
             if channel not in notifiers:
                 problems.append(f"{source}: owners.{owner_id}.notify.{i}: notifier is not defined in notifiers (got {channel!r})")
         if owner.escalate_to is not None and owner.escalate_to not in owners:
             problems.append(f"{source}: owners.{owner_id}.escalate_to: owner is not defined in owners (got {owner.escalate_to!r})")
-    for i, resource in enumerate(doc.resources):
+    for i, resource in enumerate(resources):
         if resource.owner not in owners:
             problems.append(f"{source}: resources.{i}.owner: owner is not defined in owners (got {resource.owner!r})")
     return problems
@@ -262,6 +269,8 @@ def _describe(exc: ValidationError, source: str, prefix: tuple) -> list[str]:
     lines = []
     for error in exc.errors(include_url=False):
         loc = prefix + tuple(error["loc"])
+        if any(str(part).lower() in SECRET_KEYS for part in loc):
+            continue  # already reported, and its value must not be echoed
         path = ".".join(str(part) for part in loc) or "(top level)"
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
