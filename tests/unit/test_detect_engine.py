@@ -1,0 +1,165 @@
+"""Behaviour of the per-series detector: what alerts, what stays quiet, and its state."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from agent.detect import SeriesDetector, Verdict, preset
+
+STEP = 300.0  # five-minute samples, as in most NAB series
+
+
+def noise(n: int, seed: int = 7, sigma: float = 1.0, level: float = 100.0) -> list[float]:
+    rng = random.Random(seed)
+    return [level + rng.gauss(0.0, sigma) for _ in range(n)]
+
+
+def run(values: list[float], detector: SeriesDetector | None = None, start: int = 0) -> list[Verdict]:
+    detector = detector or SeriesDetector()
+    return [detector.update((start + i) * STEP, v) for i, v in enumerate(values)]
+
+
+def alert_rows(verdicts: list[Verdict]) -> list[int]:
+    return [i for i, v in enumerate(verdicts) if v.alert]
+
+
+def test_flat_series_never_alerts():
+    verdicts = run([42.0] * 3000)
+    assert alert_rows(verdicts) == []
+    assert all(v.score == 0.0 for v in verdicts)
+
+
+def test_noisy_normal_series_stays_quiet():
+    assert alert_rows(run(noise(5000))) == []
+
+
+def test_spike_alerts_on_the_spike_row():
+    values = noise(3000)
+    values[2000] += 25.0
+    verdicts = run(values)
+    assert alert_rows(verdicts) == [2000]
+    assert verdicts[2000].kind == "spike"
+    assert verdicts[2000].score > 0.5
+
+
+def test_dip_alerts_as_a_dip():
+    values = noise(3000)
+    values[2000] -= 25.0
+    verdicts = run(values)
+    assert alert_rows(verdicts) == [2000]
+    assert verdicts[2000].kind == "dip"
+
+
+def test_level_shift_alerts_once_per_episode():
+    values = noise(4000)
+    for i in range(2000, 4000):
+        values[i] += 6.0
+    rows = alert_rows(run(values))
+    assert len(rows) == 1
+    assert 2000 <= rows[0] < 2020
+
+
+def test_no_alert_during_warmup():
+    values = noise(600)
+    values[50] += 50.0
+    assert alert_rows(run(values)) == []
+
+
+def test_weekly_rhythm_is_learnt_and_a_break_in_it_alerts():
+    """A daily cycle far larger than the anomaly: only the seasonal residual reveals it."""
+    rng = random.Random(3)
+    points_per_day = 48
+    values = [100.0 + 50.0 * math.sin(2 * math.pi * i / points_per_day) + rng.gauss(0.0, 1.0)
+              for i in range(points_per_day * 35)]
+    quiet = SeriesDetector()
+    assert [i for i, v in enumerate(values) if quiet.update(i * 1800.0, v).alert] == []
+    anomaly = points_per_day * 30 + 12  # the daily peak, missing for half a day
+    for i in range(anomaly, anomaly + 24):
+        values[i] -= 40.0
+    detector = SeriesDetector()
+    rows = [i for i, v in enumerate(values) if detector.update(i * 1800.0, v).alert]
+    assert rows and anomaly <= rows[0] < anomaly + 24
+    assert detector.profile.active
+
+
+def test_series_without_rhythm_is_not_deseasonalised():
+    detector = SeriesDetector()
+    run(noise(4032), detector)
+    assert not detector.profile.active
+
+
+def test_non_finite_values_are_ignored():
+    detector = SeriesDetector()
+    run(noise(500), detector)
+    before = detector.to_state()
+    assert detector.update(500 * STEP, math.nan) == Verdict(0.0, False, "")
+    assert detector.update(501 * STEP, math.inf) == Verdict(0.0, False, "")
+    assert detector.to_state() == before
+
+
+def test_higher_sensitivity_alerts_at_least_as_often():
+    rng = random.Random(11)
+    values = [rng.lognormvariate(0.0, 0.6) for _ in range(6000)]
+    counts = {s: len(alert_rows(run(values, SeriesDetector(preset(s))))) for s in ("low", "medium", "high")}
+    assert counts["low"] <= counts["medium"] <= counts["high"]
+    assert counts["high"] > 0
+
+
+def test_unknown_sensitivity_is_refused():
+    with pytest.raises(ValueError, match="low, medium, high"):
+        preset("paranoid")
+
+
+def test_expert_parameters_override_a_preset():
+    params = preset("high", window=500)
+    assert params.window == 500
+    assert params.threshold == preset("high").threshold
+
+
+def test_same_input_same_output():
+    values = noise(3000, seed=5)
+    values[1500] += 30.0
+    assert run(values) == run(values)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=1, max_size=400), st.integers(0, 400))
+def test_prefix_output_equals_whole_file_prefix(values, cut):
+    params = preset("high", warmup=10, window=50)
+    whole = run(values, SeriesDetector(params))
+    prefix = run(values[:cut], SeriesDetector(params))
+    assert prefix == whole[:cut]
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=2, max_size=300), st.data())
+def test_scores_stay_between_0_and_1(values, data):
+    for verdict in run(values, SeriesDetector(preset("high", warmup=5, window=40))):
+        assert 0.0 <= verdict.score <= 1.0
+
+
+@pytest.mark.parametrize("cut", [0, 1, 200, 1999, 2000, 2600])
+def test_state_round_trip_through_json_continues_identically(cut):
+    rng = random.Random(1)
+    values = [100.0 + 30.0 * math.sin(i / 8.0) + rng.gauss(0, 2) for i in range(3000)]
+    values[2100] += 80.0
+    straight = run(values)
+    first = SeriesDetector()
+    resumed = run(values[:cut], first)
+    restored = SeriesDetector.from_state(json.loads(json.dumps(first.to_state(), allow_nan=False)))
+    resumed += run(values[cut:], restored, start=cut)
+    assert resumed == straight
+    assert restored.to_state() == SeriesDetector.from_state(restored.to_state()).to_state()
+
+
+def test_state_of_another_version_is_refused():
+    state = SeriesDetector().to_state()
+    state["version"] = 999
+    with pytest.raises(ValueError, match="version"):
+        SeriesDetector.from_state(state)
