@@ -14,6 +14,7 @@ from typing import Any, Iterable, Mapping
 from zoneinfo import ZoneInfo
 
 import jinja2
+import yaml
 
 from agent.api import Finding, Notice
 from agent.config import Config, Owner, Resource
@@ -69,6 +70,7 @@ class Composer:
             lstrip_blocks=True,
             keep_trailing_newline=False,
         )
+        self._label_cache: dict[str, dict[str, str]] = {}
         self.env.filters["capitalize_first"] = lambda text: text[:1].upper() + text[1:]
         self.env.filters["unique"] = lambda texts: list(dict.fromkeys(t for t in texts if t))
 
@@ -96,7 +98,8 @@ class Composer:
             subject = str(words.test_subject(subject))
         context.update(sections=sections, subject=subject)
         body = _tidy(self.env.get_template(f"{locale}/notice.txt.j2").render(context))
-        appendix = self.env.get_template(f"{locale}/appendix.txt.j2").render(context).strip()
+        appendix = self.env.get_template(f"{locale}/appendix.txt.j2").render(
+            context, labels=self._labels(locale)).strip()
         html = self.env.get_template(f"{locale}/notice.html.j2").render(
             context, paragraphs=[p for p in body.split("\n\n")], appendix=appendix)
         incident = incident or incident_id(owner_id, (i.finding for i in items))
@@ -105,6 +108,18 @@ class Composer:
             severity=severity, incident_id=incident, thread_id=thread or incident, phase=phase,
             sequence=sequence, department=owner.department, findings=tuple(i.finding for i in items),
             created=now)
+
+    def _labels(self, locale: str) -> dict[str, str]:
+        """Evidence key -> label in the appendix's language, from templates/<locale>/labels/*.yaml."""
+        if locale not in self._label_cache:
+            merged: dict[str, str] = {}
+            folder = files("templates").joinpath(locale, "labels")
+            if folder.is_dir():
+                for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+                    if entry.name.endswith(".yaml"):
+                        merged.update(yaml.safe_load(entry.read_text(encoding="utf-8")) or {})
+            self._label_cache[locale] = merged
+        return self._label_cache[locale]
 
     def _sections(self, locale: str, item: Item, context: Mapping[str, Any]) -> dict[str, str]:
         kind = self.env.get_template(f"{locale}/{item.finding.kind}.txt.j2").module
