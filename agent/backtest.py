@@ -98,7 +98,7 @@ def write_result(out, stamps: list[str], values: list[float], scores: list[float
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(("timestamp", "value", "anomaly_score", "alert"))
     writer.writerows(
-        (stamp, repr(value), f"{score:.4f}", 1 if alert else 0)
+        (stamp, value, f"{score:.4f}", 1 if alert else 0)
         for stamp, value, score, alert in zip(stamps, values, scores, alerts)
     )
 

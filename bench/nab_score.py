@@ -139,8 +139,8 @@ def measure_throughput(series: list[tuple[list[float], list[float]]], sensitivit
     return points, time.process_time() - start
 
 
-def measure_backtest_wall(csv_path: Path, repeats: int = 5) -> float:
-    """Best wall time of `python -m agent.backtest FILE -o OUT` as a subprocess, start-up included."""
+def measure_backtest_wall(csv_path: Path, repeats: int = 5) -> tuple[float, float]:
+    """Best wall times of `python -m agent.backtest FILE -o OUT` (start-up included) and of a bare interpreter."""
     root = Path(__file__).resolve().parent.parent
     env = dict(os.environ, PYTHONPATH=str(root))
     best = math.inf

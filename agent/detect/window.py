@@ -1,4 +1,4 @@
-"""A bounded rolling window kept sorted, so medians and quantiles cost O(log n) to read."""
+"""A bounded rolling window kept sorted, so medians and quantiles are one index away."""
 
 from __future__ import annotations
 
@@ -32,11 +32,6 @@ class RollingWindow:
         if len(self.fifo) > self.size:
             ordered = self.ordered
             del ordered[bisect_left(ordered, self.fifo.popleft())]
-
-    def quantile(self, q: float) -> float:
-        """Nearest-rank quantile of the window (0 <= q <= 1); the window must not be empty."""
-        ordered = self.ordered
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
     def to_state(self) -> dict:
         """JSON-serialisable state: the values in arrival order."""
