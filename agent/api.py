@@ -13,6 +13,7 @@ from typing import Annotated, Any, Callable, ClassVar, Mapping, Protocol, Sequen
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from agent.errors import CheckError, ConfigError, ForewarnError, NotifyError, StateError
 from agent.forecast import Trend, growth_trend
 from agent.units import format_bytes, format_duration, parse_duration, parse_percent, parse_size
 
@@ -23,37 +24,6 @@ __all__ = [  # what plugins may use; anything else in agent/ is the engine's own
     "History", "Context", "Check", "Notice", "Delivery", "Notifier",
     "Trend", "growth_trend", "format_bytes", "format_duration", "parse_duration", "parse_percent", "parse_size",
 ]
-
-# --------------------------------------------------------------------------- errors
-
-
-class ForewarnError(Exception):
-    """Anything the CLI reports as one line and a non-zero exit, never a traceback."""
-
-
-class ConfigError(ForewarnError):
-    """The configuration is invalid; `problems` holds one line per problem."""
-
-    def __init__(self, problems: Sequence[str]):
-        self.problems = list(problems)
-        super().__init__("\n".join(self.problems))
-
-
-class StateError(ForewarnError):
-    """The state database cannot be used (locked, corrupt, not writable)."""
-
-
-class CheckError(ForewarnError):
-    """A check could not measure: its resources become UNKNOWN."""
-
-
-class NotifyError(ForewarnError):
-    """A delivery failed. `permanent` failures are not retried (bad address, 4xx)."""
-
-    def __init__(self, message: str, *, permanent: bool = False):
-        super().__init__(message)
-        self.permanent = permanent
-
 
 # ---------------------------------------------------------------- config unit types
 

@@ -42,7 +42,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 def main() -> None:
     """Entry point: ForewarnError becomes one line on stderr and exit 2, never a traceback."""
-    from agent.api import ConfigError, ForewarnError
+    from agent.errors import ConfigError, ForewarnError
 
     try:
         code = cli.main(standalone_mode=False)
@@ -66,3 +66,7 @@ def main() -> None:
             raise
         click.echo(f"agent: internal error: {exc.__class__.__name__}: {exc} (run with --debug for details)", err=True)
         sys.exit(3)
+
+
+if __name__ == "__main__":
+    main()
