@@ -64,7 +64,7 @@ class Composer:
         self.config = config
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(str(files("templates"))),
-            autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default_for_string=False),
+            autoescape=jinja2.select_autoescape(enabled_extensions=("html", "html.j2"), default_for_string=False),
             undefined=jinja2.StrictUndefined,
             trim_blocks=True,
             lstrip_blocks=True,
@@ -125,6 +125,7 @@ class Composer:
         kind = self.env.get_template(f"{locale}/{item.finding.kind}.txt.j2").module
         args = {**context, "f": item.finding, "facts": item.finding.facts, "item": item}
         args["name"] = _tidy(str(kind.name(args)))
+        args["title"] = item.business_name or args["name"][:1].upper() + args["name"][1:]
         parts = {part: _tidy(str(getattr(kind, part)(args)))
                  for part in ("subject", "happening", "meaning", "doing", "self_help", "resolved")}
         return {**parts, "finding": item.finding, "name": args["name"]}
