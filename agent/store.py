@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -82,6 +83,9 @@ class Store:
 
     def __init__(self, directory: Path):
         self.path = Path(directory) / FILENAME
+        self.lock = threading.RLock()
+        """Held for each statement and across a transaction: checks read history from their threads."""
+        self._depth = 0
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None, check_same_thread=False)
@@ -111,30 +115,40 @@ class Store:
                 self.db.execute(f"PRAGMA user_version = {number}")
 
     def transaction(self):
+        """A write transaction; nested uses join the outer one, so callers can compose them."""
         return _Transaction(self)
 
     def execute(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
-        try:
-            return self.db.execute(sql, tuple(params))
-        except sqlite3.DatabaseError as exc:
-            raise _state_error(self.path, exc) from None
+        with self.lock:
+            try:
+                return self.db.execute(sql, tuple(params))
+            except sqlite3.DatabaseError as exc:
+                raise _state_error(self.path, exc) from None
+
+    def query(self, sql: str, params: Iterable[Any] = ()) -> list[tuple]:
+        with self.lock:
+            return self.execute(sql, params).fetchall()
 
     # ------------------------------------------------------------------ series
 
     def _series_id(self, name: str, labels: Mapping[str, str]) -> int:
         key = (name, json.dumps(dict(labels), sort_keys=True, ensure_ascii=False))
-        if key not in self._series_ids:
-            self.execute("INSERT OR IGNORE INTO series (name, labels) VALUES (?, ?)", key)
-            row = self.execute("SELECT id FROM series WHERE name = ? AND labels = ?", key).fetchone()
-            self._series_ids[key] = row[0]
-        return self._series_ids[key]
+        with self.lock:
+            if key not in self._series_ids:
+                self.execute("INSERT OR IGNORE INTO series (name, labels) VALUES (?, ?)", key)
+                [(series_id,)] = self.query("SELECT id FROM series WHERE name = ? AND labels = ?", key)
+                self._series_ids[key] = series_id
+            return self._series_ids[key]
 
     def record(self, observations: Iterable[Observation]) -> None:
         rows = [(self._series_id(o.name, o.labels), o.timestamp, o.value) for o in observations]
         if not rows:
             return
         with self.transaction():
-            self.db.executemany("INSERT OR REPLACE INTO samples VALUES (?, 0, ?, ?)", rows)
+            try:
+                self.db.executemany("INSERT OR REPLACE INTO samples VALUES (?, 0, ?, ?)", rows)
+            except sqlite3.DatabaseError as exc:
+                raise _state_error(self.path, exc) from None
         now = max(ts for _, ts, _ in rows)
         if now - self._last_compaction >= COMPACT_EVERY:
             self.compact(now)
@@ -142,9 +156,8 @@ class Store:
     def series(self, name: str, labels: Mapping[str, str], since: float) -> list[tuple[float, float]]:
         """All stored points of one series after `since`, oldest first, across tiers."""
         series_id = self._series_id(name, labels)
-        rows = self.execute(
-            "SELECT ts, value FROM samples WHERE series_id = ? AND ts >= ? ORDER BY ts", (series_id, since)
-        ).fetchall()
+        rows = self.query("SELECT ts, value FROM samples WHERE series_id = ? AND ts >= ? ORDER BY ts",
+                          (series_id, since))
         return [(ts, value) for ts, value in rows]
 
     def compact(self, now: float) -> None:
@@ -167,8 +180,8 @@ class Store:
     # ------------------------------------------------------------ detector state
 
     def load_detector(self, key: str) -> dict | None:
-        row = self.execute("SELECT state FROM detector_state WHERE key = ?", (key,)).fetchone()
-        return json.loads(row[0]) if row else None
+        rows = self.query("SELECT state FROM detector_state WHERE key = ?", (key,))
+        return json.loads(rows[0][0]) if rows else None
 
     def save_detector(self, key: str, state: dict) -> None:
         self.execute("INSERT OR REPLACE INTO detector_state VALUES (?, ?, ?)", (key, json.dumps(state), time.time()))
@@ -179,14 +192,25 @@ class _Transaction:
         self.store = store
 
     def __enter__(self):
-        try:
-            self.store.db.execute("BEGIN IMMEDIATE")
-        except sqlite3.DatabaseError as exc:
-            raise _state_error(self.store.path, exc) from None
-        return self.store
+        store = self.store
+        store.lock.acquire()
+        if store._depth == 0:
+            try:
+                store.db.execute("BEGIN IMMEDIATE")
+            except sqlite3.DatabaseError as exc:
+                store.lock.release()
+                raise _state_error(store.path, exc) from None
+        store._depth += 1
+        return store
 
     def __exit__(self, exc_type, exc, tb):
-        self.store.db.execute("ROLLBACK" if exc_type else "COMMIT")
+        store = self.store
+        store._depth -= 1
+        try:
+            if store._depth == 0:
+                store.db.execute("ROLLBACK" if exc_type else "COMMIT")
+        finally:
+            store.lock.release()
         return False
 
 
