@@ -1,0 +1,182 @@
+"""Email over SMTP: one multipart (text + HTML) message per notice, threaded per incident.
+
+The Message-ID is derived from incident id, sequence and phase, so a re-send
+after a crash carries the same id and mail systems can drop the duplicate;
+updates and the resolution point at the opening notice (sequence 0) through
+In-Reply-To/References, so one incident reads as one thread. Headers are
+built by the `email` package with its SMTP policy, which encodes UTF-8
+subjects and display names (RFC 2047) and refuses CR/LF in any header value.
+
+SMTP replies 4xx and network errors are temporary failures; 5xx are permanent.
+"""
+
+from __future__ import annotations
+
+import re
+import smtplib
+import ssl
+from datetime import datetime, timezone
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import getaddresses
+from pathlib import Path
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from agent.api import Delivery, Duration, Notice, NotifierConfig, NotifyError
+from notifiers._http import read_secret
+
+POLICY = SMTP.clone(cte_type="7bit")  # bodies as quoted-printable/base64: any relay accepts them
+_ID_UNSAFE = re.compile(r"[^A-Za-z0-9.\-]")
+
+
+def _address(value: str) -> str:
+    """One address as written in the config ("Name <a@b>" or "a@b"), refused if it could inject headers."""
+    if any(c in value for c in "\r\n\0"):
+        raise ValueError("must be one line")
+    parsed = getaddresses([value])
+    if len(parsed) != 1 or "@" not in parsed[0][1]:
+        raise ValueError("not an email address like name@example.com")
+    return value.strip()
+
+
+class SmtpSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    host: str
+    port: int | None = None
+    """Default 25, or 465 with `tls: true` (implicit TLS)."""
+    starttls: bool = False
+    tls: bool = False
+    username_env: str | None = None
+    username_file: Path | None = None
+    password_env: str | None = None
+    password_file: Path | None = None
+    timeout: Duration = 30.0
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "SmtpSettings":
+        if self.starttls and self.tls:
+            raise ValueError("choose starttls (upgrade on port 25/587) or tls (implicit, port 465), not both")
+        has_user = self.username_env is not None or self.username_file is not None
+        has_password = self.password_env is not None or self.password_file is not None
+        if has_user != has_password:
+            raise ValueError("give both a username (username_env/_file) and a password (password_env/_file), or neither")
+        return self
+
+    @property
+    def effective_port(self) -> int:
+        return self.port or (465 if self.tls else 25)
+
+
+class EmailConfig(NotifierConfig):
+    model_config = ConfigDict(populate_by_name=True)
+
+    to: tuple[str, ...]
+    from_: str = Field(alias="from")
+    smtp: SmtpSettings
+
+    @field_validator("to", mode="before")
+    @classmethod
+    def _listify(cls, value: object) -> object:
+        return (value,) if isinstance(value, str) else value
+
+    @field_validator("to")
+    @classmethod
+    def _recipients(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("needs at least one address")
+        return tuple(_address(v) for v in value)
+
+    @field_validator("from_")
+    @classmethod
+    def _sender(cls, value: str) -> str:
+        return _address(value)
+
+
+def message_id(incident: str, sequence: int, phase: str, domain: str) -> str:
+    """Stable per notice: the same notice sent twice has the same Message-ID."""
+    return f"<forewarn.{_ID_UNSAFE.sub('-', incident)}.{sequence}.{_ID_UNSAFE.sub('-', phase)}@{domain}>"
+
+
+def one_line(text: str) -> str:
+    """A header value: whitespace (CR/LF included) collapsed to single spaces, control characters dropped."""
+    return " ".join("".join(c for c in text if c.isprintable() or c.isspace()).split())
+
+
+def build_message(notice: Notice, config: EmailConfig) -> EmailMessage:
+    sender = getaddresses([config.from_])[0]
+    domain = _ID_UNSAFE.sub("-", sender[1].rpartition("@")[2]) or "forewarn.invalid"
+    msg = EmailMessage(policy=POLICY)
+    msg["Subject"] = one_line(notice.subject)
+    msg["From"] = Address(one_line(sender[0]), addr_spec=sender[1])
+    msg["To"] = [Address(one_line(name), addr_spec=addr) for name, addr in getaddresses(list(config.to))]
+    msg["Date"] = datetime.fromtimestamp(notice.created, timezone.utc)
+    msg["Message-ID"] = message_id(notice.incident_id, notice.sequence, notice.phase, domain)
+    if notice.sequence > 0 or notice.phase in ("update", "resolution"):
+        opening = message_id(notice.thread_id, 0, "opening", domain)
+        msg["In-Reply-To"] = opening
+        msg["References"] = opening
+    msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation auto-replies
+    msg["X-Forewarn-Incident"] = _ID_UNSAFE.sub("-", notice.incident_id)
+    msg["X-Forewarn-Severity"] = str(notice.severity)
+    msg.set_content(notice.text, charset="utf-8")
+    msg.add_alternative(notice.html, subtype="html", charset="utf-8")
+    return msg
+
+
+class EmailNotifier:
+    type: ClassVar[str] = "email"
+    Config: ClassVar[type[EmailConfig]] = EmailConfig
+
+    def __init__(self, name: str, config: EmailConfig):
+        self.name, self.config = name, config
+
+    def send(self, notice: Notice) -> Delivery:
+        smtp = self.config.smtp
+        where = f"SMTP {smtp.host}:{smtp.effective_port}"
+        try:
+            msg = build_message(notice, self.config)
+        except ValueError as exc:  # the email package refusing a header: never retry it
+            raise NotifyError(f"cannot build the message: {exc}", permanent=True) from None
+        login = None
+        if smtp.username_env is not None or smtp.username_file is not None:
+            login = (read_secret("smtp.username", smtp.username_env, smtp.username_file),
+                     read_secret("smtp.password", smtp.password_env, smtp.password_file))
+        try:
+            refused = self._deliver(msg, login)
+        except smtplib.SMTPRecipientsRefused as exc:
+            codes = [code for code, _ in exc.recipients.values()]
+            raise NotifyError(f"{where} refused every recipient ({', '.join(map(str, codes))})",
+                              permanent=all(code >= 500 for code in codes)) from None
+        except smtplib.SMTPResponseException as exc:
+            text = exc.smtp_error.decode("utf-8", "replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)
+            raise NotifyError(f"{where} answered {exc.smtp_code} {one_line(text)[:160]}",
+                              permanent=exc.smtp_code >= 500) from None
+        except ssl.SSLCertVerificationError as exc:
+            raise NotifyError(f"{where}: the server's certificate is not trusted ({exc.verify_message})",
+                              permanent=True) from None
+        except (smtplib.SMTPException, OSError) as exc:
+            reason = getattr(exc, "strerror", None) or type(exc).__name__
+            raise NotifyError(f"{where} could not be reached ({reason})") from None
+        detail = f"{where}" + (f", refused: {', '.join(sorted(refused))}" if refused else "")
+        return Delivery(self.name, detail)
+
+    def _deliver(self, msg: EmailMessage, login: tuple[str, str] | None) -> dict:
+        smtp = self.config.smtp
+        context = ssl.create_default_context()
+        if smtp.tls:
+            client: smtplib.SMTP = smtplib.SMTP_SSL(smtp.host, smtp.effective_port, timeout=smtp.timeout,
+                                                    context=context)
+        else:
+            client = smtplib.SMTP(smtp.host, smtp.effective_port, timeout=smtp.timeout)
+        with client:
+            if smtp.starttls:
+                client.starttls(context=context)
+            if login is not None:
+                client.login(*login)
+            envelope_from = getaddresses([self.config.from_])[0][1]
+            recipients = [addr for _, addr in getaddresses(list(self.config.to))]
+            return client.send_message(msg, from_addr=envelope_from, to_addrs=recipients)
