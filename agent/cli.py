@@ -15,6 +15,12 @@ COMMANDS = {
     "config": "agent.commands.config:config",
     "init": "agent.commands.config:init",
     "backtest": "agent.backtest:backtest",
+    "run": "agent.commands.run:run",
+    "incidents": "agent.commands.incidents:incidents",
+    "ack": "agent.commands.incidents:ack",
+    "silence": "agent.commands.incidents:silence",
+    "notify-test": "agent.commands.notify_test:notify_test",
+    "suggest": "agent.commands.suggest:suggest",
 }
 
 

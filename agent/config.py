@@ -62,6 +62,8 @@ class Owner(_Model):
     quiet_hours: str | None = None
     notify: tuple[str, ...] = ()
     escalate_to: str | None = None
+    escalate_after: Duration = 1800.0
+    """A critical incident not acknowledged this long also goes to `escalate_to`."""
 
     @field_validator("timezone")
     @classmethod

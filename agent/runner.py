@@ -21,9 +21,14 @@ class Runner:
         self.config, self.store, self.clock = config, store, clock
         self.checks = {name: config.registry.check(name)(cfg)
                        for name, cfg in config.checks.items() if cfg.enabled}
+        self.running: dict[str, tuple[threading.Thread, float]] = {}
+        """A run that outlived its timeout: no second run starts until it returns (no pile-up)."""
 
     def run(self, name: str) -> CheckResult:
         check, cfg = self.checks[name], self.config.checks[name]
+        stuck = self.running.get(name)
+        if stuck and stuck[0].is_alive():
+            return failed(name, f"still running since {time.time() - stuck[1]:.0f}s ago (timeout {cfg.timeout:g}s)")
         ctx = Context(now=self.clock, history=self.store, hostname=self.config.hostname(),
                       wanted=self.config.wanted(name), log=logging.getLogger(f"forewarn.checks.{name}"))
         outcome: list = []
@@ -32,6 +37,8 @@ class Runner:
         worker.start()
         worker.join(cfg.timeout)
         if not outcome:
+            self.running[name] = (worker, time.time() - cfg.timeout)
+            log.warning("check %s did not finish within %gs", name, cfg.timeout)
             return failed(name, f"did not finish within {cfg.timeout:g}s")
         if isinstance(outcome[0], BaseException):
             exc = outcome[0]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import psutil
-from pydantic import model_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from agent.api import (CheckConfig, CheckResult, Context, Duration, Finding, Forecast, Metric, Percent,
                        ResourceStatus, Severity, Status, format_bytes, format_duration, growth_trend)
@@ -31,12 +31,13 @@ RESPONSIVE = Metric("disk_responsive", "", "1 when the mount answered within its
 
 
 class DiskConfig(CheckConfig):
-    warning: Percent = 0.85
-    critical: Percent = 0.95
-    inodes_warning: Percent = 0.85
-    inodes_critical: Percent = 0.95
-    forecast_warning: Duration = 72 * 3600.0
-    forecast_critical: Duration = 12 * 3600.0
+    # Defaults are written as in the config so that they are validated against each other too.
+    warning: Percent = Field("85%", validate_default=True)
+    critical: Percent = Field("95%", validate_default=True)
+    inodes_warning: Percent = Field("85%", validate_default=True)
+    inodes_critical: Percent = Field("95%", validate_default=True)
+    forecast_warning: Duration = Field("72h", validate_default=True)
+    forecast_critical: Duration = Field("12h", validate_default=True)
     history: Duration = 7 * 86400.0
     """How far back the forecast looks."""
     mount_timeout: Duration = 5.0
@@ -45,15 +46,21 @@ class DiskConfig(CheckConfig):
     exclude: tuple[str, ...] = ()
     """Glob patterns of mount points never to measure."""
 
-    @model_validator(mode="after")
-    def _ordered(self) -> "DiskConfig":
-        if self.warning > self.critical:
-            raise ValueError("warning must not be above critical")
-        if self.inodes_warning > self.inodes_critical:
-            raise ValueError("inodes_warning must not be above inodes_critical")
-        if self.forecast_critical > self.forecast_warning:
-            raise ValueError("forecast_critical must not be longer than forecast_warning")
-        return self
+    @field_validator("critical", "inodes_critical")
+    @classmethod
+    def _not_below_warning(cls, value: float, info: ValidationInfo) -> float:
+        warning = info.data.get(info.field_name.replace("critical", "warning"))
+        if warning is not None and value < warning:
+            raise ValueError(f"must not be below {info.field_name.replace('critical', 'warning')} ({warning:.0%})")
+        return value
+
+    @field_validator("forecast_critical")
+    @classmethod
+    def _not_beyond_warning(cls, value: float, info: ValidationInfo) -> float:
+        warning = info.data.get("forecast_warning")
+        if warning is not None and value > warning:
+            raise ValueError("must not be longer than forecast_warning")
+        return value
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 
 import click
 
-from agent.api import CheckResult, Finding, Notice, NotifyError, Status
+from agent.api import CheckResult, Finding, ForewarnError, Notice, NotifyError, Status
 from agent.composer import Composer, address
 from agent.config import Config, load_config
 from agent.runner import Runner
@@ -33,8 +33,8 @@ def check(ctx: click.Context, names: tuple[str, ...], path: str | None, as_json:
     config = load_config(path)
     unknown = [n for n in names if n not in config.checks]
     if unknown:
-        raise click.UsageError(f"unknown or unconfigured check {unknown[0]!r} "
-                               f"(configured: {', '.join(config.checks) or 'none'})")
+        raise ForewarnError(f"unknown or unconfigured check {unknown[0]!r} "
+                            f"(configured: {', '.join(config.checks) or 'none'})")
     store = Store(config.state_dir())
     runner = Runner(config, store)
     try:
@@ -101,7 +101,7 @@ def finding_document(f: Finding) -> dict:
 
 
 def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds")
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds")
 
 
 def print_report(config: Config, results: list[CheckResult], findings: list[Finding], notices: list[Notice],

@@ -51,7 +51,7 @@ def test_good_config_loads_with_its_units():
     (("notifiers", "log"), {"type": "pigeon"}, "cfg.yaml: notifiers.log.type: unknown or missing notifier type"),
     (("notifiers", "log"), {"type": "file", "path": "/x", "password": "hunter2"}, "cfg.yaml: notifiers.log.password: secrets are only accepted by reference"),
     (("checks", "nosuch"), {}, "cfg.yaml: checks.nosuch: unknown check"),
-    (("checks", "disk", "critical"), "50%", "cfg.yaml: checks.disk: warning must not be above critical"),
+    (("checks", "disk", "critical"), "50%", "cfg.yaml: checks.disk.critical: must not be below warning"),
     (("agent",), {"listen": "everywhere"}, "cfg.yaml: agent.listen: not an address"),
 ])
 def test_each_broken_config_names_the_key_path(path, value, expected):

@@ -1,0 +1,40 @@
+"""`agent run`: the daemon."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+import click
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, for log shippers."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {"time": self.formatTime(record), "level": record.levelname.lower(), "logger": record.name,
+                 "message": record.getMessage()}
+        if record.exc_info:
+            entry["error"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+@click.command()
+@click.option("-c", "--config", "path", metavar="FILE", help="Config file (default: the search path).")
+@click.option("--listen", metavar="HOST:PORT", help="Serve /metrics and /healthz here (default: agent.listen).")
+@click.option("--log-format", type=click.Choice(["plain", "json"]), default="plain", show_default=True)
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",
+              show_default=True)
+@click.pass_context
+def run(ctx: click.Context, path: str | None, listen: str | None, log_format: str, log_level: str) -> None:
+    """Run the agent: checks on schedule, incidents, notices, /metrics."""
+    from agent.daemon import Daemon
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if log_format == "json"
+                         else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if ctx.obj and ctx.obj.get("debug") else getattr(logging, log_level.upper()))
+    ctx.exit(Daemon(path, listen).run())

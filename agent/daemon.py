@@ -1,0 +1,236 @@
+"""`agent run`: the long-running agent on a monitored host.
+
+The main thread schedules checks (interval plus jitter, a bounded pool, a
+timeout each), turns their findings into incidents and notices, and answers
+signals: SIGTERM/SIGINT stop it cleanly, SIGHUP reloads the config (a bad new
+config is reported and the old one keeps running). A sender thread drains the
+outbox with its own database connection; an HTTP thread serves /metrics and
+/healthz. systemd is told READY, WATCHDOG and STOPPING when it asks for them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import signal
+import socket
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from socketserver import ThreadingMixIn
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from prometheus_client import make_wsgi_app
+
+from agent.api import CheckResult, ConfigError, Finding, ForewarnError, Severity, Status
+from agent.config import Config, load_config
+from agent.dispatch import Dispatcher
+from agent.incidents import Incidents, Policy
+from agent.metrics import Metrics
+from agent.outbox import Outbox
+from agent.runner import Runner
+from agent.store import Store
+
+log = logging.getLogger(__name__)
+FAILURES_BEFORE_NOTICE = 3
+POOL_SIZE = 4
+TICK = 0.2
+
+
+def sd_notify(message: str) -> None:
+    """Tells systemd our state when started as Type=notify; a no-op otherwise."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.connect(address)
+            sock.sendall(message.encode())
+    except OSError as exc:
+        log.warning("cannot notify systemd: %s", exc)
+
+
+@dataclass
+class _Schedule:
+    due: float
+    future: Future | None = None
+    started: float = 0.0
+    failures: int = 0
+
+
+@dataclass
+class Daemon:
+    config_path: str | None
+    listen: str | None = None
+    clock: object = time.time
+    stop_event: threading.Event = field(default_factory=threading.Event)
+    reload_requested: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> int:
+        self.config = load_config(self.config_path)
+        self.store = Store(self.config.state_dir())
+        self.metrics = Metrics(self.config)
+        self.incidents = Incidents(self.store)
+        self.outbox = Outbox(self.store, self.config, on_result=self._count_notice)
+        self.dispatcher = Dispatcher(self.config, self.store, self.incidents, self.outbox)
+        self.runner = Runner(self.config, self.store)
+        self.schedule = self._new_schedule(self.config)
+        self.pool = ThreadPoolExecutor(POOL_SIZE, thread_name_prefix="check")
+        server = self._serve()
+        sender = threading.Thread(target=self._send_loop, name="sender", daemon=True)
+        sender.start()
+        self._install_signals()
+        sd_notify("READY=1\nSTATUS=watching")
+        log.info("forewarn running: %d checks, listening on %s", len(self.runner.checks), self._address)
+        try:
+            self._loop()
+        finally:
+            sd_notify("STOPPING=1")
+            self.stop_event.set()
+            server.shutdown()
+            sender.join(timeout=3)
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.runner.close()
+            self.store.close()
+        log.info("forewarn stopped")
+        return 0
+
+    # ------------------------------------------------------------------ loop
+
+    def _loop(self) -> None:
+        watchdog = float(os.environ.get("WATCHDOG_USEC", 0)) / 2e6
+        last_ping = 0.0
+        while not self.stop_event.is_set():
+            now = time.time()
+            if self.reload_requested.is_set():
+                self.reload_requested.clear()
+                self._reload()
+            for name, slot in self.schedule.items():
+                if slot.future is None and now >= slot.due:
+                    slot.started = now
+                    slot.future = self.pool.submit(self.runner.run, name)
+                elif slot.future is not None and slot.future.done():
+                    self._handle(name, slot, slot.future.result(), now)
+            self.dispatcher.escalate(now)
+            if watchdog and now - last_ping >= watchdog:
+                sd_notify("WATCHDOG=1")
+                last_ping = now
+            self.stop_event.wait(TICK)
+
+    def _handle(self, name: str, slot: _Schedule, result: CheckResult, now: float) -> None:
+        cfg = self.config.checks[name]
+        slot.future = None
+        slot.due = slot.started + cfg.interval * random.uniform(0.95, 1.05)
+        ok = not _failed(result)
+        self.metrics.record(result, now - slot.started, ok, now)
+        slot.failures = 0 if ok else slot.failures + 1
+        events = []
+        if ok:
+            policy = Policy(cfg.for_, max(cfg.for_, 2 * cfg.interval), self.config.agent.update_interval)
+            events += self.incidents.evaluate(name, result.findings, now, policy)
+        failing = [_check_failing(name, result)] if slot.failures >= FAILURES_BEFORE_NOTICE else []
+        events += self.incidents.evaluate(f"forewarn/{name}", failing, now, Policy(0, 0, 3600))
+        if events:
+            self.dispatcher.dispatch(events, now)
+        self.metrics.count_open(i.severity.value for i in self.incidents.open_incidents())
+
+    def _reload(self) -> None:
+        sd_notify("RELOADING=1")
+        try:
+            config = load_config(self.config_path)
+        except ConfigError as exc:
+            for line in exc.problems:
+                log.error("reload refused, keeping the running config: %s", line)
+            sd_notify("READY=1")
+            return
+        except ForewarnError as exc:
+            log.error("reload refused, keeping the running config: %s", exc)
+            sd_notify("READY=1")
+            return
+        self.runner.close()
+        self.config = config
+        self.runner = Runner(config, self.store)
+        self.schedule = self._new_schedule(config)
+        self.metrics.reconfigure(config)
+        self.dispatcher.reconfigure(config)
+        self.outbox.config = config
+        log.info("config reloaded from %s", config.source)
+        sd_notify("READY=1")
+
+    def _new_schedule(self, config: Config) -> dict[str, _Schedule]:
+        now = time.time()
+        return {name: _Schedule(now + random.uniform(0, min(1.0, 0.1 * cfg.interval)))
+                for name, cfg in config.checks.items() if cfg.enabled}
+
+    # ------------------------------------------------------- sending, serving
+
+    def _send_loop(self) -> None:
+        store = Store(self.config.state_dir())
+        try:
+            while True:
+                outbox = Outbox(store, self.config, on_result=self._count_notice)
+                try:
+                    outbox.deliver_due()
+                except ForewarnError as exc:
+                    log.error("delivery pass failed: %s", exc)
+                if self.stop_event.wait(1.0):
+                    break
+        finally:
+            store.close()
+
+    def _count_notice(self, channel: str, result: str) -> None:
+        self.metrics.notices.labels(channel, result).inc()
+
+    def _serve(self) -> WSGIServer:
+        host, _, port = (self.listen or self.config.agent.listen).rpartition(":")
+        metrics_app = make_wsgi_app(self.metrics.registry)
+
+        def app(environ, start_response):
+            if environ.get("PATH_INFO") == "/healthz":
+                healthy = not self.stop_event.is_set()
+                start_response("200 OK" if healthy else "503 Service Unavailable",
+                               [("Content-Type", "text/plain; charset=utf-8")])
+                return [b"ok\n" if healthy else b"stopping\n"]
+            if environ.get("PATH_INFO") in ("/metrics", "/"):
+                return metrics_app(environ, start_response)
+            start_response("404 Not Found", [("Content-Type", "text/plain")])
+            return [b"not found: try /metrics or /healthz\n"]
+
+        try:
+            server = make_server(host.strip("[]") or "127.0.0.1", int(port), app, server_class=_ThreadingServer,
+                                 handler_class=_QuietHandler)
+        except OSError as exc:
+            raise ForewarnError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+        self._address = f"{host}:{server.server_port}"
+        threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
+        return server
+
+    def _install_signals(self) -> None:
+        signal.signal(signal.SIGTERM, lambda *_: self.stop_event.set())
+        signal.signal(signal.SIGINT, lambda *_: self.stop_event.set())
+        signal.signal(signal.SIGHUP, lambda *_: self.reload_requested.set())
+
+
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format, *args):  # noqa: A002 - scrapes are not news
+        log.debug("http: " + format, *args)
+
+
+def _failed(result: CheckResult) -> bool:
+    return any(s.resource == result.check and s.status == Status.UNKNOWN for s in result.statuses)
+
+
+def _check_failing(name: str, result: CheckResult) -> Finding:
+    reason = next(s.summary for s in result.statuses if s.status == Status.UNKNOWN)
+    return Finding("forewarn", "check_failing", Severity.WARNING, name, {"check_name": name},
+                   f"the {name} check keeps failing: {reason}", {"check_name": name},
+                   {"check": name, "error": reason, "rule": f"{FAILURES_BEFORE_NOTICE} failed runs in a row"})
