@@ -1,0 +1,254 @@
+"""Cache wait times as users feel them: the slow request one time in fifty that averages hide.
+
+Each run sends small probes spread over the run (PING or a GET of our own probe
+key), on a persistent connection and now and then on a new one. The probes of
+the last `lookback` are judged together: kept in memory by the daemon, pooled
+from the stored per-run counts after a restart or in a one-shot `agent check`.
+Server-side counters (redis INFO, memcached stats) explain why. Key names and
+values never leave the cache: only counts, sizes and command names are read.
+"""
+
+from __future__ import annotations
+
+import math
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import ClassVar, Mapping
+
+from agent.api import (CheckError, CheckResult, Context, Finding, Metric, Observation, ResourceStatus, Severity,
+                       Status, format_duration)
+from checks.cache_clients import Session, client_for
+from checks.cache_config import CacheConfig, Target
+from checks.cache_server import (Reading, ServerRules, ServerStats, eviction_rates, evidence, judge,
+                                 period_hit_ratio, reading)
+from checks.cache_stats import PastRun, Probe, ProbeWindow, Rules, Summary, Tally, latency_kind, median, summarize, tally
+
+UP = Metric("cache_up", "", "1 when the cache answered at least one probe in the last run, 0 when none.")
+PROBE_SECONDS = Metric("cache_probe_seconds", "seconds",
+                       "Probe answer time in the last run, by quantile (0.5 and 0.99).")
+PROBES = Metric("cache_cycle_probes", "", "Probes sent to the cache in the last run.")
+SLOW_RATIO = Metric("cache_slow_probe_ratio", "ratio", "Share of the last run's probes slower than slow_after.")
+CONNECT = Metric("cache_connect_seconds", "seconds", "Median time to open a new connection and get a first answer.")
+HIT_RATIO = Metric("cache_hit_ratio", "ratio", "Share of lookups that found their entry, since the previous run.")
+HITS = Metric("cache_hits_total", "", "Lookups that found their entry, as counted by the server.", "counter")
+MISSES = Metric("cache_misses_total", "", "Lookups that found nothing, as counted by the server.", "counter")
+EVICTIONS = Metric("cache_evictions_total", "", "Entries the server evicted to make room.", "counter")
+MEMORY = Metric("cache_memory_used_ratio", "ratio", "Memory in use as a share of the configured limit.")
+FRAGMENTATION = Metric("cache_fragmentation_ratio", "ratio", "Resident memory divided by memory in use (redis).")
+
+SERVICE_INCIDENT = "cache_service"
+"""Slow, spiky and unreachable are one incident whose severity changes."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one run saw of one target."""
+
+    probes: tuple[Probe, ...]
+    error: str
+    stats: ServerStats | None
+    seconds: float
+
+    @property
+    def unreachable(self) -> bool:
+        return not any(p.ok for p in self.probes)
+
+
+class _TargetState:
+    def __init__(self, target: Target, config: CacheConfig):
+        self.session = Session(client_for(target, config.probe_timeout, config.slowlog_entries))
+        self.window = ProbeWindow(config.lookback)
+        self.reading: Reading | None = None
+
+
+class CacheCheck:
+    name: ClassVar[str] = "cache"
+    Config: ClassVar[type[CacheConfig]] = CacheConfig
+    metrics: ClassVar[tuple[Metric, ...]] = (UP, PROBE_SECONDS, PROBES, SLOW_RATIO, CONNECT, HIT_RATIO, HITS,
+                                             MISSES, EVICTIONS, MEMORY, FRAGMENTATION)
+
+    def __init__(self, config: CacheConfig):
+        self.config = config
+        self.states = {t.name: _TargetState(t, config) for t in config.targets}
+        self.runs = 0
+        cfg = config
+        self.server_rules = ServerRules(cfg.hit_ratio_drop, cfg.min_lookups, cfg.evictions_min, cfg.evictions_factor,
+                                        cfg.memory_warning, cfg.fragmentation_warning, cfg.fragmentation_min_waste)
+
+    def close(self) -> None:
+        for state in self.states.values():
+            state.session.close()
+
+    def run(self, ctx: Context) -> CheckResult:
+        targets = self.config.targets
+        if not targets:
+            return CheckResult(self.name)
+        seconds = self.config.cycle_seconds(first=self.runs == 0)
+        self.runs += 1
+        since = ctx.now() - self.config.lookback
+        with ThreadPoolExecutor(max_workers=len(targets), thread_name_prefix="cache-probe") as pool:
+            futures = [pool.submit(self._measure, t, seconds, ctx, since) for t in targets]
+            outcomes = []
+            for target, future in zip(targets, futures):
+                try:
+                    outcomes.append(future.result())
+                except CheckError as exc:  # e.g. the password's environment variable is missing
+                    outcomes.append(exc)
+        statuses, observations, findings = [], [], []
+        for target, outcome in zip(targets, outcomes):
+            labels = {"target": target.name}
+            if isinstance(outcome, CheckError):
+                statuses.append(ResourceStatus(target.name, Status.UNKNOWN, f"not probed: {outcome}", labels))
+                continue
+            seen, found, summary = self._judge(target, outcome, ctx)
+            observations += seen
+            findings += found
+            worst = max((f.severity.status for f in found), default=Status.OK)
+            statuses.append(ResourceStatus(target.name, worst, summary, labels))
+        return CheckResult(self.name, tuple(statuses), tuple(observations), tuple(findings))
+
+    def _measure(self, target: Target, seconds: float, ctx: Context, since: float) -> Outcome:
+        session = self.states[target.name].session
+        probes, error = session.cycle(self.config.probes, seconds, self.config.fresh_every,
+                                      patience=self.config.probe_timeout, now=ctx.now)
+        ctx.log.debug("cache %s: %d probes over %.1fs", target.name, len(probes), seconds)
+        stats = session.stats(since) if any(p.ok for p in probes) else None
+        return Outcome(tuple(probes), error, stats, seconds)
+
+    # ------------------------------------------------------------------ judging
+
+    def _judge(self, target: Target, outcome: Outcome, ctx: Context) -> tuple[list[Observation], list[Finding], str]:
+        now, labels, state = ctx.now(), {"target": target.name}, self.states[target.name]
+        if outcome.unreachable:
+            ctx.log.warning("cache %s did not answer: %s", target.name, outcome.error)
+            return [UP.observe(0, labels, now)], [self._unreachable(target, outcome)], \
+                f"not answering: {outcome.error}"
+        cycle = summarize(outcome.probes, target.slow_after)
+        fresh = [p.seconds for p in outcome.probes if p.fresh and p.ok]
+        observations = [
+            UP.observe(1, labels, now), PROBES.observe(cycle.count, labels, now),
+            SLOW_RATIO.observe(cycle.slow_share, labels, now),
+            PROBE_SECONDS.observe(cycle.median, {**labels, "quantile": "0.5"}, now),
+            PROBE_SECONDS.observe(cycle.p99, {**labels, "quantile": "0.99"}, now),
+        ]
+        if fresh:
+            observations.append(CONNECT.observe(median(fresh), labels, now))
+        past = self._past_runs(labels, ctx, now)
+        usual = self._usual_median(labels, ctx, now)
+        state.window.add(outcome.probes)
+        recent = state.window.recent(now)
+        judged = summarize(recent, target.slow_after)
+        counts = tally(recent, past, target.slow_after, now, self.config.lookback)
+        rules = Rules(target.slow_after, self.config.min_probes, self.config.min_slow, self.config.min_slow_share,
+                      self.config.slow_factor)
+        findings = []
+        kind = latency_kind(judged, counts, usual, rules)
+        server = evidence(outcome.stats) if outcome.stats else {}
+        if kind:
+            findings.append(self._latency(kind, target, judged, counts, usual, outcome, server, now))
+        if outcome.stats:
+            seen, found = self._server(target, outcome.stats, state, ctx, now)
+            observations += seen
+            findings += found
+        summary = (f"median {_ms(judged.median)}, {counts.slow} of {counts.probes} probes slower than "
+                   f"{_ms(target.slow_after)} over {format_duration(max(now - counts.since, outcome.seconds))}")
+        return observations, findings, summary
+
+    def _past_runs(self, labels: Mapping[str, str], ctx: Context, now: float) -> list[PastRun]:
+        since = now - self.config.lookback
+        counts = dict(ctx.history.series(PROBES.name, labels, since))
+        ratios = dict(ctx.history.series(SLOW_RATIO.name, labels, since))
+        return [PastRun(ts, int(n), round(ratios[ts] * n)) for ts, n in counts.items() if ts in ratios and ts < now]
+
+    def _usual_median(self, labels: Mapping[str, str], ctx: Context, now: float) -> float | None:
+        """The target's own typical median, from runs before the judged window."""
+        points = ctx.history.series(PROBE_SECONDS.name, {**labels, "quantile": "0.5"}, now - self.config.baseline)
+        values = [v for ts, v in points if ts < now - self.config.lookback and math.isfinite(v)]
+        return median(values) if len(values) >= 10 else None
+
+    def _latency(self, kind: str, target: Target, judged: Summary, counts: Tally, usual: float | None,
+                 outcome: Outcome, server: Mapping[str, str], now: float) -> Finding:
+        span = max(now - counts.since, outcome.seconds)
+        fresh = [p.seconds for p in outcome.probes if p.fresh and p.ok]
+        facts = {"target": target.name, "kind": target.kind, "probes": counts.probes, "slow_probes": counts.slow,
+                 "slow_share": counts.slow_share, "slow_after_seconds": target.slow_after,
+                 "median_seconds": judged.median, "worst_seconds": judged.max, "span_seconds": span,
+                 "usual_median_seconds": usual, "failed_probes": judged.failed}
+        shown = {
+            "endpoint": f"{target.name} ({target.url})",
+            "probes": f"{counts.probes} over {format_duration(span)}, {counts.slow} slower than "
+                      f"{_ms(target.slow_after)} ({counts.slow_share:.1%}), {judged.failed} without answer",
+            "wait times": f"median {_ms(judged.median)}, p95 {_ms(judged.p95)}, p99 {_ms(judged.p99)}, "
+                          f"max {_ms(judged.max)} (last {judged.count} probes in memory)",
+        }
+        if fresh:
+            shown["new connections"] = f"{len(fresh)} in the last run, median {_ms(median(fresh))} to connect and answer"
+        if usual is not None:
+            shown["usual median"] = _ms(usual)
+        if kind == "cache_slow":
+            rule = f"median above {_ms(target.slow_after)}" + (
+                f", or above half of it and {self.config.slow_factor:g}x the usual median" if usual else "")
+            summary = f"{target.name}: typical wait {_ms(judged.median)} (slow after {_ms(target.slow_after)})"
+        else:
+            rule = (f"median below {_ms(target.slow_after)} while at least {self.config.min_slow} probes and "
+                    f"{self.config.min_slow_share:.0%} of at least {self.config.min_probes} are slower")
+            summary = (f"{target.name}: {counts.slow} of {counts.probes} probes slower than {_ms(target.slow_after)} "
+                       f"while the median is {_ms(judged.median)}")
+        return Finding(self.name, kind, Severity.WARNING, target.name, {"target": target.name}, summary, facts,
+                       {**shown, **server, "rule": rule}, incident=SERVICE_INCIDENT)
+
+    def _unreachable(self, target: Target, outcome: Outcome) -> Finding:
+        return Finding(
+            self.name, "cache_unreachable", Severity.CRITICAL, target.name, {"target": target.name},
+            f"{target.name} did not answer any of {len(outcome.probes)} probes",
+            {"target": target.name, "kind": target.kind, "probes": len(outcome.probes)},
+            {"endpoint": f"{target.name} ({target.url})", "error": outcome.error,
+             "probes": f"{len(outcome.probes)} sent, none answered within {_ms(self.config.probe_timeout)}",
+             "rule": "no probe of a run answered"},
+            incident=SERVICE_INCIDENT)
+
+    def _server(self, target: Target, stats: ServerStats, state: _TargetState, ctx: Context,
+                now: float) -> tuple[list[Observation], list[Finding]]:
+        labels = {"target": target.name}
+        current = reading(stats, now)
+        before = state.reading or self._stored_reading(labels, ctx, now)
+        state.reading = current or state.reading
+        observations = []
+        if current:
+            observations += [HITS.observe(current.hits, labels, now), MISSES.observe(current.misses, labels, now),
+                             EVICTIONS.observe(current.evictions, labels, now)]
+        ratio = period_hit_ratio(before, current)
+        if ratio:
+            observations.append(HIT_RATIO.observe(ratio[0], labels, now))
+        if stats.memory_ratio is not None:
+            observations.append(MEMORY.observe(stats.memory_ratio, labels, now))
+        if stats.fragmentation is not None:
+            observations.append(FRAGMENTATION.observe(stats.fragmentation, labels, now))
+        since = now - self.config.baseline
+        ratios = [v for ts, v in ctx.history.series(HIT_RATIO.name, labels, since) if ts < now]
+        rates = eviction_rates([p for p in ctx.history.series(EVICTIONS.name, labels, since) if p[0] < now])
+        usual_ratio = median(ratios) if len(ratios) >= 5 else None
+        usual_rate = median(rates) if len(rates) >= 3 else None
+        findings = [
+            Finding(self.name, v.kind, Severity(v.severity), target.name, labels, f"{target.name}: {v.summary}",
+                    {"target": target.name, "kind": target.kind, **v.facts},
+                    {"endpoint": f"{target.name} ({target.url})", **v.evidence})
+            for v in judge(stats, before, current, usual_ratio, usual_rate, self.server_rules)]
+        return observations, findings
+
+    def _stored_reading(self, labels: Mapping[str, str], ctx: Context, now: float) -> Reading | None:
+        """The last counters an earlier process stored, so one-shot runs see rates too."""
+        since = now - self.config.baseline
+        series = [dict(ctx.history.series(m.name, labels, since)) for m in (HITS, MISSES, EVICTIONS)]
+        common = sorted(set(series[0]) & set(series[1]) & set(series[2]))
+        common = [ts for ts in common if ts < now]
+        if not common:
+            return None
+        ts = common[-1]
+        return Reading(ts, int(series[0][ts]), int(series[1][ts]), int(series[2][ts]))
+
+
+def _ms(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "-"
+    return f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"

@@ -1,0 +1,201 @@
+"""What the cache check is told: its targets, how often to probe, what counts as slow.
+
+Passwords are accepted only by reference (`password_env`, `password_file`) and
+read at connect time; a URL carrying a password is refused without echoing it.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from agent.api import CheckConfig, CheckError, Duration, Percent, Size
+
+SCHEMES = ("redis", "rediss", "sentinel", "memcached", "tcp")
+DEFAULT_PORTS = {"redis": 6379, "rediss": 6379, "sentinel": 26379, "memcached": 11211}
+
+
+class _Hidden(str):
+    """A URL whose password was cut out, so a validation error can show it safely."""
+
+
+def _hide_password(value: object) -> object:
+    if isinstance(value, str):
+        parts = urllib.parse.urlsplit(value)
+        if parts.password is not None:
+            host = parts.netloc.rpartition("@")[2]
+            return _Hidden(urllib.parse.urlunsplit(parts._replace(netloc=f"***@{host}")))
+    return value
+
+
+def _refuse_hidden(value: object) -> object:
+    if isinstance(value, _Hidden):
+        raise ValueError("a password in the URL is not accepted: remove it and use password_env or password_file")
+    return value
+
+
+def _valid_url(value: object) -> object:
+    if not isinstance(value, str):
+        return value
+    parts = urllib.parse.urlsplit(value)
+    if parts.scheme not in SCHEMES:
+        raise ValueError(f"unsupported scheme, expected one of {', '.join(s + '://' for s in SCHEMES)}")
+    try:
+        endpoints(value)
+    except ValueError as exc:
+        raise ValueError(str(exc)) from None
+    if parts.scheme == "sentinel" and not parts.path.strip("/"):
+        raise ValueError("a sentinel URL names the service: sentinel://HOST:26379,HOST2:26379/SERVICE[/DB]")
+    return value
+
+
+Url = Annotated[str, BeforeValidator(_valid_url), BeforeValidator(_refuse_hidden), BeforeValidator(_hide_password)]
+
+
+class Target(BaseModel):
+    """One cache endpoint to probe."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
+    url: Url
+    slow_after: Duration = 0.1
+    """A request slower than this counts as slow (what a user would notice)."""
+    username: str | None = None
+    password_env: str | None = None
+    password_file: Path | None = None
+    probe: Literal["ping", "get"] = "ping"
+    """ping: PING (redis) / version (memcached); get: GET of probe_key, a miss on purpose."""
+    probe_key: str = "forewarn:probe"
+    tls_ca_file: Path | None = None
+    tls_verify: bool = True
+
+    @model_validator(mode="after")
+    def _one_password_source(self) -> "Target":
+        if self.password_env and self.password_file:
+            raise ValueError("give password_env or password_file, not both")
+        if self.kind == "tcp" and (self.password_env or self.password_file or self.probe != "ping"):
+            raise ValueError("tcp:// targets only measure the connect time: no password and no probe command")
+        return self
+
+    @property
+    def kind(self) -> str:
+        """redis (also rediss and sentinel), memcached or tcp."""
+        scheme = urllib.parse.urlsplit(self.url).scheme
+        return "redis" if scheme in ("rediss", "sentinel") else scheme
+
+    @property
+    def scheme(self) -> str:
+        return urllib.parse.urlsplit(self.url).scheme
+
+    def password(self) -> str | None:
+        """Read at connect time, never kept in config objects or logs."""
+        if self.password_env:
+            value = os.environ.get(self.password_env)
+            if value is None:
+                raise CheckError(f"{self.name}: environment variable {self.password_env} is not set")
+            return value
+        if self.password_file:
+            try:
+                return self.password_file.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise CheckError(f"{self.name}: cannot read password_file {self.password_file} ({exc.strerror})") from None
+        return None
+
+    def db(self) -> int:
+        parts = [p for p in urllib.parse.urlsplit(self.url).path.split("/") if p]
+        index = parts[1:] if self.scheme == "sentinel" else parts
+        return int(index[0]) if index else 0
+
+    def service(self) -> str:
+        """The Sentinel service name (sentinel:// URLs only)."""
+        return [p for p in urllib.parse.urlsplit(self.url).path.split("/") if p][0]
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    host: str
+    port: int
+
+
+def endpoints(url: str) -> tuple[Endpoint, ...]:
+    """host:port pairs of a URL; sentinel:// may list several, comma-separated."""
+    parts = urllib.parse.urlsplit(url)
+    found = []
+    for item in parts.netloc.rpartition("@")[2].split(","):
+        if item.startswith("["):  # [::1]:6379
+            host, _, rest = item[1:].partition("]")
+            port = rest.removeprefix(":")
+        else:
+            host, _, port = item.partition(":")
+        if not host:
+            raise ValueError("the URL names no host")
+        if not port:
+            if parts.scheme not in DEFAULT_PORTS:
+                raise ValueError("tcp:// URLs need a port, e.g. tcp://10.0.0.5:5432")
+            port = str(DEFAULT_PORTS[parts.scheme])
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("the port must be a number between 1 and 65535")
+        found.append(Endpoint(host, int(port)))
+    return tuple(found)
+
+
+class CacheConfig(CheckConfig):
+    interval: Duration = 30.0
+    targets: tuple[Target, ...] = ()
+    probes: int = Field(default=20, ge=5, le=2000)
+    """Probes per target and run, spread over the run rather than sent in one burst."""
+    window: Duration = 3.0
+    """How long the first run of a fresh instance (e.g. `agent check`) spreads its probes."""
+    spread: Percent = 0.5
+    """Later runs spread their probes over this share of min(interval, timeout)."""
+    probe_timeout: Duration = 2.0
+    """A probe without an answer by then counts as failed (and slow)."""
+    fresh_every: int = Field(default=10, ge=1)
+    """Every n-th probe opens a new connection, so connect time is part of what is seen."""
+    lookback: Duration = 600.0
+    """The rolling window of probes that is judged (kept in memory, pooled from history after a restart)."""
+    baseline: Duration = 7 * 86400.0
+    """How far back the target's usual values are taken from."""
+    min_probes: int = Field(default=20, ge=1)
+    min_slow: int = Field(default=3, ge=1)
+    min_slow_share: Percent = 0.01
+    slow_factor: float = Field(default=10.0, gt=1)
+    """The median is also slow when at least half of slow_after and this many times its usual value."""
+    hit_ratio_drop: Percent = 0.2
+    min_lookups: int = Field(default=200, ge=1)
+    evictions_min: int = Field(default=100, ge=1)
+    """Evictions in one run below this never count as a surge."""
+    evictions_factor: float = Field(default=5.0, gt=1)
+    memory_warning: Percent = 0.9
+    fragmentation_warning: float = Field(default=1.5, gt=1)
+    fragmentation_min_waste: Size = 64e6
+    """Fragmentation matters only when it wastes at least this much memory."""
+    slowlog_entries: int = Field(default=128, ge=0, le=1024)
+    """How many recent SLOWLOG entries to read (only their command names are kept)."""
+
+    @model_validator(mode="after")
+    def _fits(self) -> "CacheConfig":
+        names = [t.name for t in self.targets]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"target names must be unique (repeated: {', '.join(duplicates)})")
+        if self.window > self.budget:
+            raise ValueError("timeout must leave room for window plus 4 x probe_timeout "
+                             "(a late probe, a new connection and the server's statistics)")
+        return self
+
+    @property
+    def budget(self) -> float:
+        """The longest probing may take so that a run still ends within its timeout."""
+        return self.timeout - 4 * self.probe_timeout
+
+    def cycle_seconds(self, first: bool) -> float:
+        """How long one run spreads its probes: short for a fresh instance, most of the interval later."""
+        wanted = self.window if first else self.spread * min(self.interval, self.timeout)
+        return max(0.0, min(wanted, self.budget))

@@ -1,0 +1,137 @@
+"""Plain robust statistics over probe times: what the tail looks like, and whether it matters.
+
+An average hides "slow one time in fifty"; the share of slow probes and the
+high percentiles show it. A finding needs enough probes and a slow share
+clearly above noise, so one hiccup on a busy host raises nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    at: float
+    """When it was sent (the check's clock)."""
+    seconds: float
+    """How long the answer took; for a failed probe, how long until it failed."""
+    ok: bool = True
+    fresh: bool = False
+    """Sent on a new connection, so the time includes connecting."""
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    count: int
+    failed: int
+    slow: int
+    median: float
+    p95: float
+    p99: float
+    max: float
+
+    @property
+    def slow_share(self) -> float:
+        return self.slow / self.count if self.count else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class PastRun:
+    """A run of an earlier process, as its stored observations tell it."""
+
+    at: float
+    probes: int
+    slow: int
+
+
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """Probes and slow probes over the judged window (memory plus earlier runs)."""
+
+    probes: int
+    slow: int
+    since: float
+
+    @property
+    def slow_share(self) -> float:
+        return self.slow / self.probes if self.probes else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    slow_after: float
+    min_probes: int = 20
+    min_slow: int = 3
+    min_slow_share: float = 0.01
+    slow_factor: float = 10.0
+
+
+def quantile(ordered: Sequence[float], q: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default); `ordered` is sorted."""
+    if not ordered:
+        return math.nan
+    position = q * (len(ordered) - 1)
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def median(values: Iterable[float]) -> float:
+    return quantile(sorted(values), 0.5)
+
+
+def is_slow(probe: Probe, slow_after: float) -> bool:
+    return not probe.ok or probe.seconds > slow_after
+
+
+def summarize(probes: Sequence[Probe], slow_after: float) -> Summary:
+    ordered = sorted(p.seconds for p in probes)
+    return Summary(
+        count=len(probes), failed=sum(not p.ok for p in probes),
+        slow=sum(is_slow(p, slow_after) for p in probes),
+        median=quantile(ordered, 0.5), p95=quantile(ordered, 0.95), p99=quantile(ordered, 0.99),
+        max=ordered[-1] if ordered else math.nan)
+
+
+class ProbeWindow:
+    """The recent probes of one target, bounded in age and count, kept between runs."""
+
+    def __init__(self, span: float, limit: int = 5000):
+        self.span = span
+        self.probes: deque[Probe] = deque(maxlen=limit)
+
+    def add(self, probes: Iterable[Probe]) -> None:
+        self.probes.extend(probes)
+
+    def recent(self, now: float) -> list[Probe]:
+        while self.probes and self.probes[0].at < now - self.span:
+            self.probes.popleft()
+        return list(self.probes)
+
+
+def tally(window: Sequence[Probe], past: Iterable[PastRun], slow_after: float, now: float, span: float) -> Tally:
+    """Counts over the window, adding earlier runs only where memory does not reach (no double count)."""
+    oldest = min((p.at for p in window), default=now)
+    earlier = [r for r in past if now - span <= r.at < oldest]
+    return Tally(probes=len(window) + sum(r.probes for r in earlier),
+                 slow=sum(is_slow(p, slow_after) for p in window) + sum(r.slow for r in earlier),
+                 since=min([oldest] + [r.at for r in earlier]))
+
+
+def latency_kind(summary: Summary, counts: Tally, usual_median: float | None, rules: Rules) -> str | None:
+    """`cache_slow` when typical requests are slow, `cache_latency_spikes` when only some are."""
+    if summary.count == 0:
+        return None
+    if summary.median > rules.slow_after:
+        return "cache_slow"
+    if (usual_median is not None and usual_median > 0 and summary.median >= rules.slow_after / 2
+            and summary.median >= rules.slow_factor * usual_median):
+        return "cache_slow"
+    if (counts.probes >= rules.min_probes and counts.slow >= rules.min_slow
+            and counts.slow_share >= rules.min_slow_share):
+        return "cache_latency_spikes"
+    return None
