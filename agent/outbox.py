@@ -112,7 +112,8 @@ def _finding_from_dict(data: Mapping[str, Any]) -> Finding:
 
 
 def idempotency_key(notice: Notice, channel: str) -> str:
-    return f"{notice.incident_id}:{notice.sequence}:{notice.phase}:{channel}"
+    """One incident is told to several owners, each in their own thread: the thread keeps keys apart."""
+    return f"{notice.incident_id}:{notice.thread_id}:{notice.sequence}:{notice.phase}:{channel}"
 
 
 # -------------------------------------------------------------------------- outbox
