@@ -128,17 +128,22 @@ class Outbox:
         self.rng = rng or random.Random()
         self._notifiers: dict[str, Any] = {}
 
-    def enqueue(self, notice: Notice) -> int:
-        """Writes one row per channel of the notice's owner; returns how many were new."""
+    def enqueue(self, notice: Notice, not_before: float | None = None) -> int:
+        """Writes one row per channel of the notice's owner; returns how many were new.
+
+        `not_before` holds the notice back (quiet hours); the row's `created` is then that
+        moment, so the hold does not count towards `dead_letter_after`.
+        """
         owner = self.config.owners.get(notice.owner)
         if owner is None:  # the owner left the config since the notice was composed: IT hears instead
             log.warning("owner %r is no longer configured; its notice goes to the default owner's channels",
                         notice.owner)
             owner = self.config.owners[self.config.agent.default_owner]
-        return self._insert(notice, owner.notify)
+        return self._insert(notice, owner.notify, not_before)
 
-    def _insert(self, notice: Notice, channels: tuple[str, ...]) -> int:
+    def _insert(self, notice: Notice, channels: tuple[str, ...], not_before: float | None = None) -> int:
         now = self.clock()
+        due = max(now, not_before or now)
         body = json.dumps(notice_to_dict(notice), ensure_ascii=False, default=str)
         added = 0
         with self.store.transaction():
@@ -146,7 +151,7 @@ class Outbox:
                 cursor = self.store.execute(
                     "INSERT OR IGNORE INTO outbox (idempotency_key, channel, owner, notice, created, next_attempt)"
                     " VALUES (?, ?, ?, ?, ?, ?)",
-                    (idempotency_key(notice, channel), channel, notice.owner, body, now, now))
+                    (idempotency_key(notice, channel), channel, notice.owner, body, due, due))
                 added += cursor.rowcount
         return added
 

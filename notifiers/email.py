@@ -1,8 +1,9 @@
 """Email over SMTP: one multipart (text + HTML) message per notice, threaded per incident.
 
-The Message-ID is derived from incident id, sequence and phase, so a re-send
-after a crash carries the same id and mail systems can drop the duplicate;
-updates and the resolution point at the opening notice (sequence 0) through
+The Message-ID is derived from the notice's thread id and sequence (a
+sequence is unique within a thread), so a re-send after a crash carries the
+same id and mail systems can drop the duplicate; every later notice of the
+thread (updates, the resolution) points at its first one (sequence 0) through
 In-Reply-To/References, so one incident reads as one thread. Headers are
 built by the `email` package with its SMTP policy, which encodes UTF-8
 subjects and display names (RFC 2047) and refuses CR/LF in any header value.
@@ -18,7 +19,7 @@ import ssl
 from datetime import datetime, timezone
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.policy import SMTP
+from email.policy import EmailPolicy
 from email.utils import getaddresses
 from pathlib import Path
 from typing import ClassVar
@@ -28,7 +29,23 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from agent.api import Delivery, Duration, Notice, NotifierConfig, NotifyError
 from notifiers._http import read_secret
 
-POLICY = SMTP.clone(cte_type="7bit")  # bodies as quoted-printable/base64: any relay accepts them
+
+
+class _Policy(EmailPolicy):
+    """The SMTP policy, except that an all-ASCII subject is written unfolded (RFC 5322 allows 998 octets).
+
+    Python's folder moves a whole subject containing `<`, `;` or `,` to a
+    continuation line, which parsers then read back with a leading space.
+    """
+
+    def fold_binary(self, name: str, value: str) -> bytes:
+        line = f"{name}: {value}"
+        if name.lower() == "subject" and line.isascii() and len(line) <= 998:
+            return (line + self.linesep).encode("ascii")
+        return super().fold_binary(name, value)
+
+
+POLICY = _Policy(linesep="\r\n", cte_type="7bit")  # bodies as quoted-printable/base64: any relay accepts them
 _ID_UNSAFE = re.compile(r"[^A-Za-z0-9.\-]")
 
 
@@ -96,9 +113,9 @@ class EmailConfig(NotifierConfig):
         return _address(value)
 
 
-def message_id(incident: str, sequence: int, phase: str, domain: str) -> str:
+def message_id(thread: str, sequence: int, domain: str) -> str:
     """Stable per notice: the same notice sent twice has the same Message-ID."""
-    return f"<forewarn.{_ID_UNSAFE.sub('-', incident)}.{sequence}.{_ID_UNSAFE.sub('-', phase)}@{domain}>"
+    return f"<forewarn.{_ID_UNSAFE.sub('-', thread)}.{sequence}@{domain}>"
 
 
 def one_line(text: str) -> str:
@@ -114,9 +131,9 @@ def build_message(notice: Notice, config: EmailConfig) -> EmailMessage:
     msg["From"] = Address(one_line(sender[0]), addr_spec=sender[1])
     msg["To"] = [Address(one_line(name), addr_spec=addr) for name, addr in getaddresses(list(config.to))]
     msg["Date"] = datetime.fromtimestamp(notice.created, timezone.utc)
-    msg["Message-ID"] = message_id(notice.incident_id, notice.sequence, notice.phase, domain)
-    if notice.sequence > 0 or notice.phase in ("update", "resolution"):
-        opening = message_id(notice.thread_id, 0, "opening", domain)
+    msg["Message-ID"] = message_id(notice.thread_id, notice.sequence, domain)
+    if notice.sequence > 0:
+        opening = message_id(notice.thread_id, 0, domain)
         msg["In-Reply-To"] = opening
         msg["References"] = opening
     msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation auto-replies

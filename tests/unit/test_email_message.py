@@ -38,6 +38,11 @@ def test_updates_and_the_resolution_reply_to_the_opening_message():
     assert len({opening["Message-ID"], update["Message-ID"], resolution["Message-ID"]}) == 3
 
 
+def test_the_first_notice_of_a_thread_refers_to_nothing_whatever_its_phase():
+    escalation = parsed(notice(phase="update", sequence=0))  # an escalation opens a thread with an update
+    assert "In-Reply-To" not in escalation and "References" not in escalation
+
+
 def test_a_resent_notice_carries_the_same_message_id():
     assert parsed(notice())["Message-ID"] == parsed(notice())["Message-ID"]
     assert parsed(notice())["Message-ID"].endswith("@example.com>")

@@ -272,3 +272,10 @@ def test_unexpected_errors_in_a_notifier_are_retried_without_their_text(outbox, 
     outbox.enqueue(notice(owner="it"))
     [failed, _] = outbox.deliver_due()
     assert failed.result == "failed" and "SECRET" not in failed.error and "RuntimeError" in failed.error
+
+
+def test_a_notice_held_for_quiet_hours_waits_until_then(outbox, channel, clock):
+    assert outbox.enqueue(notice(), not_before=clock.now + 8 * 3600) == 2
+    assert outbox.deliver_due() == []
+    clock.now += 8 * 3600
+    assert [a.result for a in outbox.deliver_due()] == ["sent", "sent"]
