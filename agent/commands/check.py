@@ -13,9 +13,10 @@ from datetime import datetime, timezone
 
 import click
 
-from agent.api import CheckResult, Finding, ForewarnError, Notice, NotifyError, Status
+from agent.api import CheckResult, Finding, ForewarnError, Notice, Status
 from agent.composer import Composer, address
 from agent.config import Config, load_config
+from agent.outbox import Outbox
 from agent.runner import Runner
 from agent.store import Store
 
@@ -39,18 +40,20 @@ def check(ctx: click.Context, names: tuple[str, ...], path: str | None, as_json:
     runner = Runner(config, store)
     try:
         results = runner.run_all(names or None)
+        now = runner.clock()
+        findings = [f for r in results for f in r.findings]
+        composer = Composer(config)
+        # Each run is its own message (sequence = the run's time), in a thread that is stable across runs.
+        notices = [composer.compose(owner, items, now, sequence=int(now))
+                   for owner, items in address(findings, config).items()]
+        status = max((s.status for r in results for s in r.statuses), default=Status.OK)
+        deliveries = []
+        if notify:
+            with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
+                deliveries = send(Outbox(store, config), notices)
     finally:
         runner.close()
         store.close()
-    now = runner.clock()
-    findings = [f for r in results for f in r.findings]
-    composer = Composer(config)
-    notices = [composer.compose(owner, items, now) for owner, items in address(findings, config).items()]
-    status = max((s.status for r in results for s in r.statuses), default=Status.OK)
-    deliveries = []
-    if notify:
-        with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
-            deliveries = send(config, notices)
     if as_json:
         click.echo(json.dumps(as_document(status, results, findings, notices, deliveries), ensure_ascii=False,
                               indent=2, default=str))
@@ -59,19 +62,16 @@ def check(ctx: click.Context, names: tuple[str, ...], path: str | None, as_json:
     ctx.exit(int(status))
 
 
-def send(config: Config, notices: list[Notice]) -> list[dict]:
-    """Sends each notice once through each of its owner's channels (no retries: that is the daemon's job)."""
+def send(outbox: Outbox, notices: list[Notice]) -> list[dict]:
+    """Writes the notices to the outbox, then tries each channel once; what fails stays queued for
+    `agent run` (or the next `agent check --notify`) to retry."""
     deliveries = []
-    for notice in notices:
-        for channel in config.owners[notice.owner].notify:
-            settings = config.notifiers[channel]
-            notifier = config.registry.notifier(settings.type)(channel, settings)
-            try:
-                notifier.send(notice)
-                deliveries.append({"owner": notice.owner, "channel": channel, "result": "sent"})
-            except NotifyError as exc:
-                deliveries.append({"owner": notice.owner, "channel": channel, "result": "failed", "error": str(exc)})
-                click.echo(f"agent: {channel}: delivery failed: {exc}", err=True)
+    for attempt in outbox.send_now(notices):
+        entry = {"owner": attempt.owner, "channel": attempt.channel, "result": attempt.result}
+        if attempt.error:
+            entry["error"] = attempt.error
+            click.echo(f"agent: {attempt.channel}: delivery {attempt.result}: {attempt.error}", err=True)
+        deliveries.append(entry)
     return deliveries
 
 
