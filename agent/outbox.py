@@ -126,7 +126,7 @@ class Outbox:
         self.store, self.config, self.clock, self.policy = store, config, clock, policy
         self.on_result = on_result or (lambda channel, result: None)
         self.rng = rng or random.Random()
-        self._notifiers: dict[str, Any] = {}
+        self._notifiers: dict[str, tuple[Any, Any]] = {}
 
     def enqueue(self, notice: Notice, not_before: float | None = None) -> int:
         """Writes one row per channel of the notice's owner; returns how many were new.
@@ -230,10 +230,12 @@ class Outbox:
         return cursor.rowcount == 1
 
     def _notifier(self, channel: str) -> Any:
-        if channel not in self._notifiers:
-            settings = self.config.notifiers[channel]
-            self._notifiers[channel] = self.config.registry.notifier(settings.type)(channel, settings)
-        return self._notifiers[channel]
+        """One notifier per channel, rebuilt when the channel's settings change (config reload)."""
+        settings = self.config.notifiers[channel]
+        cached = self._notifiers.get(channel)
+        if cached is None or cached[0] is not settings:
+            self._notifiers[channel] = (settings, self.config.registry.notifier(settings.type)(channel, settings))
+        return self._notifiers[channel][1]
 
     def _send(self, row_id: int, channel: str, notice: Notice, tries: int, now: float) -> Attempt:
         if channel not in self.config.notifiers:
