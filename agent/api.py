@@ -14,7 +14,7 @@ from typing import Annotated, Any, Callable, ClassVar, Mapping, Protocol, Sequen
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from agent.errors import CheckError, ConfigError, ForewarnError, NotifyError, StateError
-from agent.forecast import Trend, growth_trend
+from agent.detect.forecast import Trend, growth_trend
 from agent.units import format_bytes, format_duration, parse_duration, parse_percent, parse_size
 
 __all__ = [  # what plugins may use; anything else in agent/ is the engine's own

@@ -105,3 +105,23 @@ def test_no_config_means_local_disks_for_it_on_the_console(tmp_path, monkeypatch
         assert list(config.checks) == ["disk"]
         assert config.owners["it"].notify == ("console",)
         assert config.owners["it"].language == "en"
+
+
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+_scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=12))
+_documents = st.recursive(_scalars, lambda inner: st.one_of(
+    st.lists(inner, max_size=3), st.dictionaries(st.sampled_from(
+        ["agent", "owners", "resources", "checks", "notifiers", "disk", "it", "type", "interval", "warning",
+         "language", "notify", "match", "check", "name", "owner", "timezone", "path", "password"]), inner,
+        max_size=4)), max_leaves=12)
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(st.sampled_from(["agent", "owners", "resources", "checks", "notifiers", "extra"]),
+                       _documents, max_size=5))
+def test_any_document_is_either_valid_or_one_line_problems(doc):
+    try:
+        parse_config(doc, "fuzz.yaml", default_registry())
+    except ConfigError as exc:
+        assert exc.problems and all(line.startswith("fuzz.yaml: ") and "\n" not in line for line in exc.problems)

@@ -2,7 +2,7 @@
 
 import random
 
-from agent.forecast import growth_trend
+from agent.detect.forecast import growth_trend
 
 MB = 1e6
 
