@@ -275,8 +275,9 @@ def _describe(exc: ValidationError, source: str, prefix: tuple) -> list[str]:
             continue  # already reported, and its value must not be echoed
         path = ".".join(str(part) for part in loc) or "(top level)"
         message = error["msg"].removeprefix("Value error, ")
-        if error["type"] == "extra_forbidden":
-            message = "unknown key"
+        if error["type"] == "extra_forbidden":  # its value is not echoed: a mistyped key may hold a secret
+            lines.append(f"{source}: {path}: unknown key")
+            continue
         elif error["type"] == "missing":
             lines.append(f"{source}: {path}: required key is missing")
             continue

@@ -10,6 +10,7 @@ outbox with its own database connection; an HTTP thread serves /metrics and
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
@@ -24,12 +25,12 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import make_wsgi_app
 
-from agent.api import CheckResult, ConfigError, Finding, ForewarnError, Severity, Status
+from agent.api import CheckResult, ConfigError, Finding, ForewarnError, NotifyError, Severity, Status
 from agent.config import Config, load_config
 from agent.dispatch import Dispatcher
 from agent.incidents import Incidents, Policy
 from agent.metrics import Metrics
-from agent.outbox import Outbox
+from agent.outbox import Outbox, notice_from_dict
 from agent.runner import Runner
 from agent.store import Store
 
@@ -170,17 +171,43 @@ class Daemon:
 
     def _send_loop(self) -> None:
         store = Store(self.config.state_dir())
+        refreshed: dict[str, float] = {}
         try:
             while True:
                 outbox = Outbox(store, self.config, on_result=self._count_notice)
                 try:
                     outbox.deliver_due()
+                    self._refresh(store, refreshed, time.time())
                 except ForewarnError as exc:
                     log.error("delivery pass failed: %s", exc)
                 if self.stop_event.wait(1.0):
                     break
         finally:
             store.close()
+
+    def _refresh(self, store: Store, refreshed: dict[str, float], now: float) -> None:
+        """Channels that forget an alert unless told again (`refresh_every`, e.g. Alertmanager) get the
+        latest notice of each open incident re-sent; the receiver treats a repeat as the same alert."""
+        for name, settings in self.config.notifiers.items():
+            kind = self.config.registry.notifier(settings.type)
+            every = getattr(kind, "refresh_every", None)
+            if not every or now - refreshed.get(name, 0.0) < every:
+                continue
+            refreshed[name] = now
+            latest = store.query(
+                "SELECT notice FROM outbox WHERE id IN (SELECT MAX(id) FROM outbox WHERE channel = ?"
+                " AND state = 'sent' GROUP BY json_extract(notice, '$.thread_id'))", (name,))
+            notifier = kind(name, settings)
+            for (body,) in latest:
+                notice = notice_from_dict(json.loads(body))
+                still_open = store.query("SELECT 1 FROM incidents WHERE id = ? AND state = 'open'",
+                                         (notice.incident_id,))
+                if notice.phase in ("resolution", "test", "operator") or not still_open:
+                    continue
+                try:
+                    notifier.send(notice)
+                except NotifyError as exc:
+                    log.warning("refresh of %s on %s failed: %s", notice.incident_id, name, exc)
 
     def _count_notice(self, channel: str, result: str) -> None:
         self.metrics.notices.labels(channel, result).inc()
