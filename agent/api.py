@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 import logging
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Callable, ClassVar, Mapping, Protocol, Sequence
+from typing import Annotated, Any, Callable, ClassVar, Mapping, Protocol
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 

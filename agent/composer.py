@@ -17,7 +17,7 @@ import jinja2
 import yaml
 
 from agent.api import Finding, Notice
-from agent.config import Config, Owner, Resource
+from agent.config import Config, Resource
 from agent.humanize import Humanizer
 
 

@@ -16,7 +16,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Iterable
 
-from agent.api import Finding, Forecast, Severity
+from agent.api import Finding, Severity
+from agent.codec import finding_from_dict, finding_to_dict
 from agent.store import Store
 
 FORECAST_SHIFT = 0.25
@@ -148,15 +149,10 @@ def _new_id(dedup_key: str, now: float) -> str:
 
 
 def _dump(incident: Incident) -> str:
-    data = asdict(incident)
-    data["finding"]["severity"] = incident.finding.severity.value
+    data = {**asdict(incident), "finding": finding_to_dict(incident.finding)}
     return json.dumps(data, ensure_ascii=False, default=str)
 
 
 def _load(text: str) -> Incident:
     data = json.loads(text)
-    raw = data.pop("finding")
-    forecast = Forecast(**raw.pop("forecast")) if raw.get("forecast") else None
-    raw.pop("forecast", None)
-    finding = Finding(**{**raw, "severity": Severity(raw["severity"]), "forecast": forecast})
-    return Incident(**data, finding=finding)
+    return Incident(**{**data, "finding": finding_from_dict(data["finding"])})

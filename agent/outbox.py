@@ -31,10 +31,11 @@ import json
 import logging
 import random
 import time
-from dataclasses import asdict, dataclass
-from typing import Any, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Callable
 
-from agent.api import Finding, Forecast, Notice, NotifyError, Severity
+from agent.api import Notice, NotifyError, Severity
+from agent.codec import notice_from_dict, notice_to_dict
 from agent.config import Config
 from agent.store import Store
 
@@ -77,38 +78,6 @@ class Attempt:
     result: str
     """sent | failed | dead | queued"""
     error: str = ""
-
-
-# ------------------------------------------------------------------ notice <-> JSON
-
-
-def notice_to_dict(notice: Notice) -> dict[str, Any]:
-    data = asdict(notice)
-    data["severity"] = str(notice.severity)
-    data["findings"] = [_finding_to_dict(f) for f in notice.findings]
-    return data
-
-
-def _finding_to_dict(finding: Finding) -> dict[str, Any]:
-    data = asdict(finding)
-    data["severity"] = str(finding.severity)
-    data["labels"], data["facts"], data["evidence"] = dict(finding.labels), dict(finding.facts), dict(finding.evidence)
-    return data
-
-
-def notice_from_dict(data: Mapping[str, Any]) -> Notice:
-    fields = dict(data)
-    fields["severity"] = Severity(fields["severity"])
-    fields["findings"] = tuple(_finding_from_dict(f) for f in fields.get("findings", ()))
-    return Notice(**fields)
-
-
-def _finding_from_dict(data: Mapping[str, Any]) -> Finding:
-    fields = dict(data)
-    fields["severity"] = Severity(fields["severity"])
-    if fields.get("forecast") is not None:
-        fields["forecast"] = Forecast(**fields["forecast"])
-    return Finding(**fields)
 
 
 def idempotency_key(notice: Notice, channel: str) -> str:

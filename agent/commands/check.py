@@ -125,7 +125,7 @@ def print_report(config: Config, results: list[CheckResult], findings: list[Find
             click.echo(f"notice for {d['owner']} via {d['channel']}: {d['result']}" + (f" ({d['error']})" if "error" in d else ""))
         return
     if notices:
-        click.echo(f"\nNotices that would be sent (use --notify to send them):")
+        click.echo("\nNotices that would be sent (use --notify to send them):")
     for notice in notices:
         click.echo(preview(notice))
 
