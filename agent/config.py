@@ -126,6 +126,8 @@ class Config:
     def state_dir(self) -> Path:
         if self.agent.state_dir:
             return self.agent.state_dir
+        if os.environ.get("STATE_DIRECTORY"):  # systemd's StateDirectory=
+            return Path(os.environ["STATE_DIRECTORY"].split(":")[0])
         if os.geteuid() == 0:
             return Path("/var/lib/forewarn")
         base = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")

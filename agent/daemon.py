@@ -113,21 +113,21 @@ class Daemon:
             for name, slot in self.schedule.items():
                 if slot.future is None and now >= slot.due:
                     slot.started = now
-                    slot.future = self.pool.submit(self.runner.run, name)
+                    slot.future = self.pool.submit(_timed, self.runner.run, name)
                 elif slot.future is not None and slot.future.done():
-                    self._handle(name, slot, slot.future.result(), now)
+                    self._handle(name, slot, *slot.future.result(), now)
             self.dispatcher.escalate(now)
             if watchdog and now - last_ping >= watchdog:
                 sd_notify("WATCHDOG=1")
                 last_ping = now
             self.stop_event.wait(TICK)
 
-    def _handle(self, name: str, slot: _Schedule, result: CheckResult, now: float) -> None:
+    def _handle(self, name: str, slot: _Schedule, result: CheckResult, duration: float, now: float) -> None:
         cfg = self.config.checks[name]
         slot.future = None
         slot.due = slot.started + cfg.interval * random.uniform(0.95, 1.05)
         ok = not _failed(result)
-        self.metrics.record(result, now - slot.started, ok, now)
+        self.metrics.record(result, duration, ok, now)
         slot.failures = 0 if ok else slot.failures + 1
         events = []
         if ok:
@@ -152,7 +152,9 @@ class Daemon:
             log.error("reload refused, keeping the running config: %s", exc)
             sd_notify("READY=1")
             return
-        self.runner.close()
+        in_flight = [slot.future for slot in self.schedule.values() if slot.future is not None]
+        threading.Thread(target=_close_when_done, args=(self.runner, in_flight), name="close-old-checks",
+                         daemon=True).start()
         self.config = config
         self.runner = Runner(config, self.store)
         self.schedule = self._new_schedule(config)
@@ -250,6 +252,22 @@ class _ThreadingServer(ThreadingMixIn, WSGIServer):
 class _QuietHandler(WSGIRequestHandler):
     def log_message(self, format, *args):  # noqa: A002 - scrapes are not news
         log.debug("http: " + format, *args)
+
+
+def _timed(run, name: str) -> tuple[CheckResult, float]:
+    started = time.perf_counter()
+    result = run(name)
+    return result, time.perf_counter() - started
+
+
+def _close_when_done(runner: Runner, in_flight: list[Future]) -> None:
+    """After a reload the old checks finish their runs (results discarded) before they are closed."""
+    for future in in_flight:
+        try:
+            future.result()
+        except Exception:  # noqa: BLE001 - a discarded run's failure does not matter any more
+            pass
+    runner.close()
 
 
 def _failed(result: CheckResult) -> bool:

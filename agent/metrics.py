@@ -41,9 +41,27 @@ class Metrics:
         build.labels(__version__, platform.python_version()).set(1)
         for severity in ("warning", "critical"):
             self.incidents_open.labels(severity).set(0)
+        self._zero_series(config)
 
     def reconfigure(self, config: Config) -> None:
+        """Checks that are gone stop being reported; new checks and channels start at zero."""
+        for check in set(self.observations.config.checks) - set(config.checks):
+            self.observations.latest.pop(check, None)
+            for metric in (self.last_success, self.check_errors, self.check_duration):
+                try:
+                    metric.remove(check)
+                except KeyError:
+                    pass
         self.observations.config = config
+        self._zero_series(config)
+
+    def _zero_series(self, config: Config) -> None:
+        """Counters exist from the start, so that the first error is an increase alerts can see."""
+        for check in config.checks:
+            self.check_errors.labels(check)
+        for channel in config.notifiers:
+            for result in ("sent", "failed", "dead"):
+                self.notices.labels(channel, result)
 
     def record(self, result: CheckResult, duration: float, ok: bool, now: float) -> None:
         self.check_duration.labels(result.check).observe(duration)
