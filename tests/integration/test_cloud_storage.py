@@ -112,6 +112,8 @@ def write_config(path: Path, state: Path, check: dict[str, Any]) -> Path:
              "match": {"check": "cloud_storage", "bucket": "acme-reports"}},
             {"name": "影像归档存储", "owner": "radiology", "impact": "存储费用上升",
              "match": {"check": "cloud_storage", "bucket": "pacs-archive"}},
+            {"name": "科室临时空间", "owner": "radiology", "impact": "存储费用上升",
+             "match": {"check": "cloud_storage", "bucket": "scratch-space"}},
         ],
         "checks": {"cloud_storage": check},
     }
@@ -143,7 +145,9 @@ def cloudwatch_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[d
     with MotoServer(s3_today_datapoint=False) as moto:
         moto.reset()
         s3, cloudwatch = moto.client("s3"), moto.client("cloudwatch")
-        for bucket in ("acme-reports", "pacs-archive", "steady-logs", "shrinking-archive", "big-warehouse"):
+        buckets = ("acme-reports", "pacs-archive", "steady-logs", "shrinking-archive", "big-warehouse",
+                   "scratch-space", "scratch-ruled")
+        for bucket in buckets:
             s3.create_bucket(Bucket=bucket)
         put_objects(s3, "acme-reports", "reports/tmp/export-", 20, 50_000)
         put_objects(s3, "acme-reports", "reports/final/report-", 4, 10_000)
@@ -152,6 +156,13 @@ def cloudwatch_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[d
         for _ in range(4):  # three old versions of each scan stay behind
             put_objects(s3, "pacs-archive", "scans/2026/scan-", 5, 40_000)
         put_objects(s3, "steady-logs", "logs/app-", 3, 1_000)
+        for bucket in ("scratch-space", "scratch-ruled"):  # leftovers, but no growth to speak of
+            put_objects(s3, bucket, "tmp/run-", 5, 2_000_000)
+            put_history(cloudwatch, bucket, weekly_steady())
+        s3.put_bucket_lifecycle_configuration(Bucket="scratch-ruled", LifecycleConfiguration={"Rules": [
+            {"ID": "tmp", "Status": "Enabled", "Filter": {"Prefix": "tmp/"}, "Expiration": {"Days": 3}},
+            {"ID": "uploads", "Status": "Enabled", "Filter": {"Prefix": ""},
+             "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7}}]})
         put_history(cloudwatch, "acme-reports", jump())
         put_history(cloudwatch, "pacs-archive", jump(base=800 * GB, daily=2 * GB, extra=60 * GB))
         put_history(cloudwatch, "steady-logs", weekly_steady())
@@ -160,7 +171,7 @@ def cloudwatch_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[d
         tmp = tmp_path_factory.mktemp("cloudwatch")
         config = write_config(tmp / "forewarn.yaml", tmp / "state", {
             "source": "cloudwatch", "endpoint_url": moto.endpoint_url, "region": "us-east-1",
-            "buckets": ["acme-reports", "pacs-archive", "steady-logs", "shrinking-archive", "big-warehouse"],
+            "buckets": list(buckets),
             "currency": "EUR", "usd_rate": 0.92, "monthly_budget": 60})
         started = time.monotonic()
         result = run_agent(["check", "cloud_storage", "-c", str(config), "--json"], moto.env())
@@ -208,6 +219,17 @@ def test_chinese_owner_reads_about_old_versions_in_chinese(cloudwatch_run: tuple
     assert "影像归档存储" in notice["body"] and "旧版本" in notice["body"] and "€" in notice["body"]
     assert "信息科" in notice["body"]
     assert "技术附录" in notice["appendix"] and "版本控制" in notice["appendix"]
+
+
+def test_temporary_files_without_a_cleanup_rule_are_reported_even_without_growth(
+        cloudwatch_run: tuple[dict, MotoServer]) -> None:
+    document, _ = cloudwatch_run
+    found = findings_of(document, "scratch-space")
+    assert set(found) == {"storage_cleanup_missing"}
+    causes = found["storage_cleanup_missing"]["facts"]["causes"]
+    assert [(c["kind"], c["where"], c["count"], c["bytes"]) for c in causes] == [("temp_files", "tmp/", 5, 10_000_000)]
+    assert "“tmp/”里无人清理的临时文件" in notice_for(document, "radiology")["body"]
+    assert findings_of(document, "scratch-ruled") == {}  # the same files, expired by a rule
 
 
 def test_bucket_growing_at_its_usual_pace_raises_nothing(cloudwatch_run: tuple[dict, MotoServer]) -> None:
