@@ -99,3 +99,39 @@ def test_an_alertmanager_nobody_can_reach_is_a_temporary_failure(tmp_path):
         assert outbox.pending() == 1 and outbox.dead() == []
     finally:
         store.close()
+
+
+def test_the_daemon_keeps_an_open_incident_alive_and_stops_once_it_is_resolved(alertmanager, tmp_path):
+    import time
+
+    from agent.daemon import Daemon
+    from agent.dispatch import Dispatcher
+    from agent.incidents import Incidents, Policy
+
+    config = agent_config(tmp_path, "agent", [alertmanager.url])
+    store = Store(tmp_path / "agent")
+    outbox = Outbox(store, config, policy=FAST)
+    incidents = Incidents(store)
+    dispatcher = Dispatcher(config, store, incidents, outbox)
+    finding = Finding("disk", "disk_nearly_full", Severity.WARNING, "/srv/finance", {"mount": "/srv/finance"},
+                      "/srv/finance is 91% full", facts={"mount": "/srv/finance", "used_ratio": 0.91,
+                                                         "free_bytes": 9e10}, incident="disk_space")
+    now = time.time()
+    dispatcher.dispatch(incidents.evaluate("disk", [finding], now, Policy(0, 0, 3600)), now)
+    outbox.deliver_due()
+    [first] = finance_alerts(alertmanager)
+
+    daemon = Daemon(None)
+    daemon.config = config
+    time.sleep(1.1)
+    daemon._refresh(store, {}, time.time())
+    [refreshed] = finance_alerts(alertmanager)
+    assert refreshed["endsAt"] > first["endsAt"]  # re-posted: Alertmanager keeps it active
+
+    dispatcher.dispatch(incidents.evaluate("disk", [], now + 1, Policy(0, 0, 3600)), now + 1)
+    outbox.deliver_due()
+    assert finance_alerts(alertmanager) == []  # resolved: no longer listed as active
+    time.sleep(1.1)
+    daemon._refresh(store, {}, time.time())
+    assert finance_alerts(alertmanager) == []  # a resolved incident is not brought back
+    store.close()
