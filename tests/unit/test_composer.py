@@ -109,3 +109,14 @@ def test_resolution_says_how_long_it_lasted(config):
     notice = composer.compose("finance", [item], NOW, phase="resolution", lasted=2 * 3600)
     assert notice.subject.startswith("Resolved: ")
     assert "lasted about 2 hours" in notice.body
+
+
+def test_every_kind_has_an_english_and_a_chinese_template():
+    from importlib.resources import files
+
+    def kinds(locale):
+        return {p.name for p in files("templates").joinpath(locale).iterdir() if p.name.endswith(".txt.j2")}
+
+    assert kinds("en") == kinds("zh-CN")
+    assert {"disk_filling.txt.j2", "cache_latency_spikes.txt.j2", "storage_cost_growth.txt.j2",
+            "check_failing.txt.j2"} <= kinds("en")
