@@ -42,6 +42,8 @@ class AgentSection(_Model):
     hostname: str | None = None
     update_interval: Duration = 1200.0
     """How often an open critical incident gets an update notice."""
+    web_config_file: str | None = None
+    """TLS and basic auth for /metrics, in the exporters' web-config format."""
 
     @field_validator("listen")
     @classmethod

@@ -33,6 +33,7 @@ from agent.metrics import Metrics
 from agent.outbox import Outbox, notice_from_dict
 from agent.runner import Runner
 from agent.store import Store
+from agent.webconfig import load_web_config
 
 log = logging.getLogger(__name__)
 FAILURES_BEFORE_NOTICE = 3
@@ -67,6 +68,7 @@ class _Schedule:
 class Daemon:
     config_path: str | None
     listen: str | None = None
+    web_config: str | None = None
     clock: object = time.time
     stop_event: threading.Event = field(default_factory=threading.Event)
     reload_requested: threading.Event = field(default_factory=threading.Event)
@@ -217,8 +219,13 @@ class Daemon:
     def _serve(self) -> WSGIServer:
         host, _, port = (self.listen or self.config.agent.listen).rpartition(":")
         metrics_app = make_wsgi_app(self.metrics.registry)
+        web = load_web_config(self.web_config or self.config.agent.web_config_file)
 
         def app(environ, start_response):
+            if not web.allows(environ.get("HTTP_AUTHORIZATION")):
+                start_response("401 Unauthorized", [("Content-Type", "text/plain"),
+                                                    ("WWW-Authenticate", 'Basic realm="forewarn"')])
+                return [b"unauthorized\n"]
             if environ.get("PATH_INFO") == "/healthz":
                 healthy = not self.stop_event.is_set()
                 start_response("200 OK" if healthy else "503 Service Unavailable",
@@ -234,6 +241,8 @@ class Daemon:
                                  handler_class=_QuietHandler)
         except OSError as exc:
             raise ForewarnError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+        if web.tls:  # the handshake happens on the first read, in the request's own thread
+            server.socket = web.tls.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
         self._address = f"{host}:{server.server_port}"
         threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
         return server
@@ -247,6 +256,9 @@ class Daemon:
 class _ThreadingServer(ThreadingMixIn, WSGIServer):
     daemon_threads = True
     allow_reuse_address = True
+
+    def handle_error(self, request, client_address):  # e.g. plain HTTP sent to the TLS port
+        log.debug("http: request from %s failed", client_address[0], exc_info=True)
 
 
 class _QuietHandler(WSGIRequestHandler):

@@ -23,11 +23,14 @@ class JsonFormatter(logging.Formatter):
 @click.command()
 @click.option("-c", "--config", "path", metavar="FILE", help="Config file (default: the search path).")
 @click.option("--listen", metavar="HOST:PORT", help="Serve /metrics and /healthz here (default: agent.listen).")
+@click.option("--web.config.file", "web_config", metavar="FILE",
+              help="TLS and basic auth for /metrics (the Prometheus exporters' web-config format).")
 @click.option("--log-format", type=click.Choice(["plain", "json"]), default="plain", show_default=True)
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",
               show_default=True)
 @click.pass_context
-def run(ctx: click.Context, path: str | None, listen: str | None, log_format: str, log_level: str) -> None:
+def run(ctx: click.Context, path: str | None, listen: str | None, web_config: str | None, log_format: str,
+        log_level: str) -> None:
     """Run the agent: checks on schedule, incidents, notices, /metrics."""
     from agent.daemon import Daemon
 
@@ -37,4 +40,4 @@ def run(ctx: click.Context, path: str | None, listen: str | None, log_format: st
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if ctx.obj and ctx.obj.get("debug") else getattr(logging, log_level.upper()))
-    ctx.exit(Daemon(path, listen).run())
+    ctx.exit(Daemon(path, listen, web_config).run())

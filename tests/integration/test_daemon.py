@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -235,3 +236,52 @@ def test_a_hanging_and_a_raising_check_do_not_stop_the_others(agents, tmp_path):
                                   for n in agent.notices()), timeout=15)
     assert {n["owner"] for n in agent.notices()} == {"it"}  # never a business owner
     assert agent.stop() == 0
+
+
+def test_metrics_over_tls_with_basic_auth_from_a_web_config_file(agents, tmp_path):
+    import base64
+    import ssl
+
+    import bcrypt
+
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                    "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(tmp_path / "key.pem"),
+                    "-out", str(tmp_path / "cert.pem")], check=True, capture_output=True)
+    hashed = bcrypt.hashpw(b"s3cret-scrape", bcrypt.gensalt(rounds=4)).decode()
+    web = tmp_path / "web.yml"
+    web.write_text(f"tls_server_config: {{cert_file: cert.pem, key_file: key.pem}}\n"
+                   f"basic_auth_users: {{prometheus: '{hashed}'}}\n")
+    agent = agents(FORCED.replace("WARNING", "99%").replace("update_interval: 1h",
+                                                             f"update_interval: 1h, web_config_file: {web}"))
+    context = ssl.create_default_context(cafile=str(tmp_path / "cert.pem"))
+
+    def get(password: str | None) -> int:
+        request = urllib.request.Request(f"https://127.0.0.1:{agent.port}/metrics")
+        if password is not None:
+            token = base64.b64encode(f"prometheus:{password}".encode()).decode()
+            request.add_header("Authorization", f"Basic {token}")
+        try:
+            with urllib.request.urlopen(request, timeout=5, context=context) as answer:
+                assert b"forewarn_build_info" in answer.read()
+                return answer.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    agent.healthy = lambda: wait_until(lambda: _tls_answers(agent.port, context), timeout=0.5)
+    agent.start()
+    assert get(None) == 401
+    assert get("wrong") == 401
+    assert get("s3cret-scrape") == 200
+    assert get("s3cret-scrape") == 200  # the second time from the cache of verified pairs
+    assert "s3cret-scrape" not in agent.log_path.read_text()
+    assert agent.stop() == 0
+
+
+def _tls_answers(port: int, context) -> bool:
+    try:
+        urllib.request.urlopen(f"https://127.0.0.1:{port}/healthz", timeout=1, context=context)
+    except urllib.error.HTTPError as exc:
+        return exc.code == 401
+    except OSError:
+        return False
+    return True
