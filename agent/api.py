@@ -155,6 +155,8 @@ class CheckResult:
     statuses: tuple[ResourceStatus, ...] = ()
     observations: tuple[Observation, ...] = ()
     findings: tuple[Finding, ...] = ()
+    error: str = ""
+    """Set when the check could not run at all (raised, hung): its incidents are left as they were."""
 
 
 class History(Protocol):

@@ -25,7 +25,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import make_wsgi_app
 
-from agent.api import CheckResult, ConfigError, Finding, ForewarnError, NotifyError, Severity, Status
+from agent.api import CheckResult, ConfigError, Finding, ForewarnError, NotifyError, Severity
 from agent.config import Config, load_config
 from agent.dispatch import Dispatcher
 from agent.incidents import Incidents, Policy
@@ -69,7 +69,6 @@ class Daemon:
     config_path: str | None
     listen: str | None = None
     web_config: str | None = None
-    clock: object = time.time
     stop_event: threading.Event = field(default_factory=threading.Event)
     reload_requested: threading.Event = field(default_factory=threading.Event)
 
@@ -128,7 +127,7 @@ class Daemon:
         cfg = self.config.checks[name]
         slot.future = None
         slot.due = slot.started + cfg.interval * random.uniform(0.95, 1.05)
-        ok = not _failed(result)
+        ok = not result.error
         self.metrics.record(result, duration, ok, now)
         slot.failures = 0 if ok else slot.failures + 1
         events = []
@@ -145,13 +144,9 @@ class Daemon:
         sd_notify("RELOADING=1")
         try:
             config = load_config(self.config_path)
-        except ConfigError as exc:
-            for line in exc.problems:
-                log.error("reload refused, keeping the running config: %s", line)
-            sd_notify("READY=1")
-            return
         except ForewarnError as exc:
-            log.error("reload refused, keeping the running config: %s", exc)
+            for line in exc.problems if isinstance(exc, ConfigError) else [str(exc)]:
+                log.error("reload refused, keeping the running config: %s", line)
             sd_notify("READY=1")
             return
         in_flight = [slot.future for slot in self.schedule.values() if slot.future is not None]
@@ -176,9 +171,10 @@ class Daemon:
     def _send_loop(self) -> None:
         store = Store(self.config.state_dir())
         refreshed: dict[str, float] = {}
+        outbox = Outbox(store, self.config, on_result=self._count_notice)
         try:
             while True:
-                outbox = Outbox(store, self.config, on_result=self._count_notice)
+                outbox.config = self.config  # follows reloads; it rebuilds only channels that changed
                 try:
                     outbox.deliver_due()
                     self._refresh(store, refreshed, time.time())
@@ -282,12 +278,7 @@ def _close_when_done(runner: Runner, in_flight: list[Future]) -> None:
     runner.close()
 
 
-def _failed(result: CheckResult) -> bool:
-    return any(s.resource == result.check and s.status == Status.UNKNOWN for s in result.statuses)
-
-
 def _check_failing(name: str, result: CheckResult) -> Finding:
-    reason = next(s.summary for s in result.statuses if s.status == Status.UNKNOWN)
     return Finding("forewarn", "check_failing", Severity.WARNING, name, {"check_name": name},
-                   f"the {name} check keeps failing: {reason}", {"check_name": name},
-                   {"check": name, "error": reason, "rule": f"{FAILURES_BEFORE_NOTICE} failed runs in a row"})
+                   f"the {name} check keeps failing: {result.error}", {"check_name": name},
+                   {"check": name, "error": result.error, "rule": f"{FAILURES_BEFORE_NOTICE} failed runs in a row"})

@@ -61,7 +61,7 @@ class Runner:
 
 
 def failed(name: str, reason: str) -> CheckResult:
-    return CheckResult(name, (ResourceStatus(name, Status.UNKNOWN, f"check could not run: {reason}"),))
+    return CheckResult(name, (ResourceStatus(name, Status.UNKNOWN, f"check could not run: {reason}"),), error=reason)
 
 
 def _capture(function, ctx, outcome: list) -> None:
