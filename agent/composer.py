@@ -101,7 +101,7 @@ class Composer:
         appendix = self.env.get_template(f"{locale}/appendix.txt.j2").render(
             context, labels=self._labels(locale)).strip()
         html = self.env.get_template(f"{locale}/notice.html.j2").render(
-            context, paragraphs=[p for p in body.split("\n\n")], appendix=appendix)
+            context, paragraphs=body.split("\n\n"), appendix=appendix)
         incident = incident or incident_id(owner_id, (i.finding for i in items))
         return Notice(
             owner=owner_id, locale=locale, subject=_one_line(subject), body=body, appendix=appendix, html=html,

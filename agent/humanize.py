@@ -65,13 +65,10 @@ class Humanizer:
     def duration(self, seconds: float) -> str:
         """A rounded length of time: 'about 3 hours' / '约 3 小时'."""
         seconds = max(0.0, seconds)
-        for size, en, zh in ((86400, "day", "天"), (3600, "hour", "小时"), (60, "minute", "分钟")):
-            if seconds >= size * 0.95 or size == 60:
-                count = max(1, round(seconds / size))
-                if self.zh:
-                    return f"约 {count} {zh}"
-                return f"about {count} {en}{'s' if count != 1 else ''}"
-        raise ValueError(seconds)
+        size, en, zh = next(unit for unit in ((86400, "day", "天"), (3600, "hour", "小时"), (60, "minute", "分钟"))
+                            if seconds >= unit[0] * 0.95 or unit[0] == 60)
+        count = max(1, round(seconds / size))
+        return f"约 {count} {zh}" if self.zh else f"about {count} {en}{'s' if count != 1 else ''}"
 
     def local(self, ts: float) -> datetime:
         return datetime.fromtimestamp(ts, self.tz)
