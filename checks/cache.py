@@ -55,10 +55,14 @@ class Outcome:
 
 
 class _TargetState:
+    """What the check keeps of one target between runs."""
+
     def __init__(self, target: Target, config: CacheConfig):
         self.session = Session(client_for(target, config.probe_timeout, config.slowlog_entries))
         self.window = ProbeWindow(config.lookback)
         self.reading: Reading | None = None
+        self.rules = Rules(target.slow_after, config.min_probes, config.min_slow, config.min_slow_share,
+                           config.slow_factor)
 
 
 class CacheCheck:
@@ -71,9 +75,9 @@ class CacheCheck:
         self.config = config
         self.states = {t.name: _TargetState(t, config) for t in config.targets}
         self.runs = 0
-        cfg = config
-        self.server_rules = ServerRules(cfg.hit_ratio_drop, cfg.min_lookups, cfg.evictions_min, cfg.evictions_factor,
-                                        cfg.memory_warning, cfg.fragmentation_warning, cfg.fragmentation_min_waste)
+        self.server_rules = ServerRules(config.hit_ratio_drop, config.min_lookups, config.evictions_min,
+                                        config.evictions_factor, config.memory_warning, config.fragmentation_warning,
+                                        config.fragmentation_min_waste)
 
     def close(self) -> None:
         for state in self.states.values():
@@ -88,8 +92,8 @@ class CacheCheck:
         since = ctx.now() - self.config.lookback
         with ThreadPoolExecutor(max_workers=len(targets), thread_name_prefix="cache-probe") as pool:
             futures = [pool.submit(self._measure, t, seconds, ctx, since) for t in targets]
-            outcomes = []
-            for target, future in zip(targets, futures):
+            outcomes: list[Outcome | CheckError] = []
+            for future in futures:
                 try:
                     outcomes.append(future.result())
                 except CheckError as exc:  # e.g. the password's environment variable is missing
@@ -139,19 +143,17 @@ class CacheCheck:
         recent = state.window.recent(now)
         judged = summarize(recent, target.slow_after)
         counts = tally(recent, past, target.slow_after, now, self.config.lookback)
-        rules = Rules(target.slow_after, self.config.min_probes, self.config.min_slow, self.config.min_slow_share,
-                      self.config.slow_factor)
+        span = max(now - counts.since, outcome.seconds)
         findings = []
-        kind = latency_kind(judged, counts, usual, rules)
-        server = evidence(outcome.stats) if outcome.stats else {}
+        kind = latency_kind(judged, counts, usual, state.rules)
         if kind:
-            findings.append(self._latency(kind, target, judged, counts, usual, outcome, server, now))
+            findings.append(self._latency(kind, target, judged, counts, usual, fresh, span, outcome.stats))
         if outcome.stats:
             seen, found = self._server(target, outcome.stats, state, ctx, now)
             observations += seen
             findings += found
         summary = (f"median {_ms(judged.median)}, {counts.slow} of {counts.probes} probes slower than "
-                   f"{_ms(target.slow_after)} over {format_duration(max(now - counts.since, outcome.seconds))}")
+                   f"{_ms(target.slow_after)} over {format_duration(span)}")
         return observations, findings, summary
 
     def _past_runs(self, labels: Mapping[str, str], ctx: Context, now: float) -> list[PastRun]:
@@ -167,9 +169,7 @@ class CacheCheck:
         return median(values) if len(values) >= 10 else None
 
     def _latency(self, kind: str, target: Target, judged: Summary, counts: Tally, usual: float | None,
-                 outcome: Outcome, server: Mapping[str, str], now: float) -> Finding:
-        span = max(now - counts.since, outcome.seconds)
-        fresh = [p.seconds for p in outcome.probes if p.fresh and p.ok]
+                 fresh: list[float], span: float, stats: ServerStats | None) -> Finding:
         facts = {"target": target.name, "kind": target.kind, "probes": counts.probes, "slow_probes": counts.slow,
                  "slow_share": counts.slow_share, "slow_after_seconds": target.slow_after,
                  "median_seconds": judged.median, "worst_seconds": judged.max, "span_seconds": span,
@@ -194,6 +194,7 @@ class CacheCheck:
                     f"{self.config.min_slow_share:.0%} of at least {self.config.min_probes} are slower")
             summary = (f"{target.name}: {counts.slow} of {counts.probes} probes slower than {_ms(target.slow_after)} "
                        f"while the median is {_ms(judged.median)}")
+        server = evidence(stats) if stats else {}
         return Finding(self.name, kind, Severity.WARNING, target.name, {"target": target.name}, summary, facts,
                        {**shown, **server, "rule": rule}, incident=SERVICE_INCIDENT)
 
@@ -230,7 +231,7 @@ class CacheCheck:
         usual_ratio = median(ratios) if len(ratios) >= 5 else None
         usual_rate = median(rates) if len(rates) >= 3 else None
         findings = [
-            Finding(self.name, v.kind, Severity(v.severity), target.name, labels, f"{target.name}: {v.summary}",
+            Finding(self.name, v.kind, v.severity, target.name, labels, f"{target.name}: {v.summary}",
                     {"target": target.name, "kind": target.kind, **v.facts},
                     {"endpoint": f"{target.name} ({target.url})", **v.evidence})
             for v in judge(stats, before, current, usual_ratio, usual_rate, self.server_rules)]

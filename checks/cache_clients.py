@@ -36,8 +36,8 @@ class Client(Protocol):
 
 def describe(exc: BaseException) -> str:
     """An error as one line; redis-py and pymemcache messages carry addresses, never passwords."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{exc.__class__.__name__}: {text}" if text else exc.__class__.__name__
+    text = str(exc).strip()
+    return f"{exc.__class__.__name__}: {text.splitlines()[0]}" if text else exc.__class__.__name__
 
 
 class RedisClient:
@@ -45,22 +45,22 @@ class RedisClient:
 
     always_fresh = False
 
-    def __init__(self, target: Target, timeout: float, slowlog_entries: int = 128):
+    def __init__(self, target: Target, timeout: float, slowlog_entries: int):
         import redis  # here, not inside a timed probe: the import must not count as a wait
 
         self.target, self.timeout, self.redis = target, timeout, redis
         self.slowlog_entries = slowlog_entries
+        self.errors = (redis.RedisError, OSError)
 
     def _address(self) -> Endpoint:
         if self.target.scheme != "sentinel":
             return endpoints(self.target.url)[0]
-        from redis.exceptions import RedisError
         from redis.sentinel import Sentinel
 
         sentinel = Sentinel([(e.host, e.port) for e in endpoints(self.target.url)], socket_timeout=self.timeout)
         try:
             host, port = sentinel.discover_master(self.target.service())
-        except (RedisError, OSError) as exc:
+        except self.errors as exc:
             raise Unreachable(f"no master for {self.target.service()} from sentinel: {describe(exc)}") from None
         finally:
             for conn in sentinel.sentinels:
@@ -68,51 +68,44 @@ class RedisClient:
         return Endpoint(host, int(port))
 
     def open(self) -> Any:
-        redis = self.redis
-        from redis.exceptions import RedisError
-
         where = self._address()
         options: dict[str, Any] = dict(
             host=where.host, port=where.port, db=self.target.db(), username=self.target.username,
             password=self.target.password(), socket_timeout=self.timeout, socket_connect_timeout=self.timeout,
             client_name=OWN_CLIENT_NAME)
-        kind: type = redis.Connection
+        kind: type = self.redis.Connection
         if self.target.scheme == "rediss":
-            kind = redis.SSLConnection
+            kind = self.redis.SSLConnection
             options.update(ssl_ca_certs=str(self.target.tls_ca_file) if self.target.tls_ca_file else None,
                            ssl_cert_reqs="required" if self.target.tls_verify else "none",
                            ssl_check_hostname=self.target.tls_verify)
         conn = kind(**options)
         try:
             conn.connect()
-        except (RedisError, OSError) as exc:
+        except self.errors as exc:
             conn.disconnect()
             raise Unreachable(describe(exc)) from None
         return conn
 
     def request(self, conn: Any) -> None:
-        from redis.exceptions import RedisError
-
         try:
             if self.target.probe == "get":
                 conn.send_command("GET", self.target.probe_key)
             else:
                 conn.send_command("PING")
             conn.read_response()
-        except (RedisError, OSError) as exc:
+        except self.errors as exc:
             raise Unreachable(describe(exc)) from None
 
     def shut(self, conn: Any) -> None:
         conn.disconnect()
 
     def stats(self, conn: Any, since: float) -> ServerStats:
-        from redis.exceptions import RedisError
-
         def call(*args: Any) -> Any:
             try:
                 conn.send_command(*args)
                 return conn.read_response()
-            except RedisError:  # LATENCY / SLOWLOG may be renamed or refused by ACLs
+            except self.redis.RedisError:  # LATENCY / SLOWLOG may be renamed or refused by ACLs
                 return None
 
         raw = call("INFO") or b""
@@ -130,31 +123,29 @@ class MemcachedClient:
 
     def __init__(self, target: Target, timeout: float):
         from pymemcache.client.base import Client as Memcache
-
-        self.target, self.timeout, self.memcache = target, timeout, Memcache
-
-    def open(self) -> Any:
         from pymemcache.exceptions import MemcacheError
 
+        self.target, self.timeout, self.memcache = target, timeout, Memcache
+        self.errors = (MemcacheError, OSError)
+
+    def open(self) -> Any:
         where = endpoints(self.target.url)[0]
         client = self.memcache((where.host, where.port), connect_timeout=self.timeout, timeout=self.timeout,
-                          no_delay=True)
+                               no_delay=True)
         try:
             client._connect()  # pymemcache connects lazily; connect now so connect time is seen
-        except (MemcacheError, OSError) as exc:
+        except self.errors as exc:
             client.close()
             raise Unreachable(describe(exc)) from None
         return client
 
     def request(self, conn: Any) -> None:
-        from pymemcache.exceptions import MemcacheError
-
         try:
             if self.target.probe == "get":
                 conn.get(self.target.probe_key)
             else:
                 conn.version()
-        except (MemcacheError, OSError) as exc:
+        except self.errors as exc:
             raise Unreachable(describe(exc)) from None
 
     def shut(self, conn: Any) -> None:
@@ -192,7 +183,9 @@ class TcpClient:
 def client_for(target: Target, timeout: float, slowlog_entries: int) -> Client:
     if target.kind == "redis":
         return RedisClient(target, timeout, slowlog_entries)
-    return {"memcached": MemcachedClient, "tcp": TcpClient}[target.kind](target, timeout)
+    if target.kind == "memcached":
+        return MemcachedClient(target, timeout)
+    return TcpClient(target, timeout)
 
 
 class Session:
@@ -221,7 +214,7 @@ class Session:
 
     def probe(self, fresh: bool, at: float) -> tuple[Probe, str]:
         """One timed request; on a new connection when `fresh` (or when there is none yet)."""
-        fresh = fresh or self.conn is None or self.client.always_fresh
+        fresh = fresh or self.conn is None  # always_fresh clients never keep one
         conn = None
         started = time.perf_counter()
         try:
@@ -261,7 +254,7 @@ class Session:
 
     def stats(self, since: float) -> ServerStats | None:
         """Server-side counters on the persistent connection; None when the server would not say."""
-        if self.conn is None or self.client.always_fresh:
+        if self.conn is None:
             return None
         try:
             return self.client.stats(self.conn, since)

@@ -45,10 +45,7 @@ def _valid_url(value: object) -> object:
     parts = urllib.parse.urlsplit(value)
     if parts.scheme not in SCHEMES:
         raise ValueError(f"unsupported scheme, expected one of {', '.join(s + '://' for s in SCHEMES)}")
-    try:
-        endpoints(value)
-    except ValueError as exc:
-        raise ValueError(str(exc)) from None
+    endpoints(value)  # raises a ValueError that says what is wrong
     if parts.scheme == "sentinel" and not parts.path.strip("/"):
         raise ValueError("a sentinel URL names the service: sentinel://HOST:26379,HOST2:26379/SERVICE[/DB]")
     return value
@@ -86,8 +83,7 @@ class Target(BaseModel):
     @property
     def kind(self) -> str:
         """redis (also rediss and sentinel), memcached or tcp."""
-        scheme = urllib.parse.urlsplit(self.url).scheme
-        return "redis" if scheme in ("rediss", "sentinel") else scheme
+        return "redis" if self.scheme in ("rediss", "sentinel") else self.scheme
 
     @property
     def scheme(self) -> str:
@@ -107,14 +103,16 @@ class Target(BaseModel):
                 raise CheckError(f"{self.name}: cannot read password_file {self.password_file} ({exc.strerror})") from None
         return None
 
+    def _path(self) -> list[str]:
+        return [p for p in urllib.parse.urlsplit(self.url).path.split("/") if p]
+
     def db(self) -> int:
-        parts = [p for p in urllib.parse.urlsplit(self.url).path.split("/") if p]
-        index = parts[1:] if self.scheme == "sentinel" else parts
+        index = self._path()[1:] if self.scheme == "sentinel" else self._path()
         return int(index[0]) if index else 0
 
     def service(self) -> str:
         """The Sentinel service name (sentinel:// URLs only)."""
-        return [p for p in urllib.parse.urlsplit(self.url).path.split("/") if p][0]
+        return self._path()[0]
 
 
 @dataclass(frozen=True, slots=True)

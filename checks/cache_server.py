@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-from agent.api import format_bytes
+from agent.api import Severity, format_bytes
 
 
 OWN_CLIENT_NAME = "forewarn"
@@ -73,7 +73,7 @@ class Verdict:
     """A server-side finding before it is tied to a target."""
 
     kind: str
-    severity: str
+    severity: Severity
     summary: str
     facts: Mapping[str, Any] = field(default_factory=dict)
     evidence: Mapping[str, str] = field(default_factory=dict)
@@ -94,8 +94,7 @@ def from_redis(info: Mapping[str, Any], latency: Sequence[Sequence[Any]] = (),
     for entry in slowlog:
         own = len(entry) > 5 and _text(entry[5]) == OWN_CLIENT_NAME
         if len(entry) > 3 and float(entry[1]) >= since and entry[3] and not own:
-            name = entry[3][0]
-            names[(name.decode("ascii", "replace") if isinstance(name, bytes) else str(name)).upper()] += 1
+            names[_text(entry[3][0]).upper()] += 1
     policy = str(info.get("maxmemory_policy", ""))
     fragmentation = info.get("mem_fragmentation_ratio")
     return ServerStats(
@@ -148,7 +147,7 @@ def judge(stats: ServerStats, before: Reading | None, now: Reading | None, usual
     if ratio and usual_hit_ratio is not None and ratio[1] >= rules.min_lookups \
             and usual_hit_ratio - ratio[0] >= rules.hit_ratio_drop:
         found.append(Verdict(
-            "cache_hit_ratio_drop", "warning", f"hit ratio {ratio[0]:.0%}, usually {usual_hit_ratio:.0%}",
+            "cache_hit_ratio_drop", Severity.WARNING, f"hit ratio {ratio[0]:.0%}, usually {usual_hit_ratio:.0%}",
             {"hit_ratio": ratio[0], "usual_hit_ratio": usual_hit_ratio, "lookups": ratio[1]},
             {**context, "hit ratio": f"{ratio[0]:.1%} over {ratio[1]:,} lookups (usually {usual_hit_ratio:.1%})",
              "rule": f"hit ratio at least {rules.hit_ratio_drop:.0%} below its usual value"}))
@@ -159,7 +158,7 @@ def judge(stats: ServerStats, before: Reading | None, now: Reading | None, usual
         if evicted >= rules.evictions_min and rate >= rules.evictions_factor * usual:
             known = f"usually {usual * 60:,.1f}/min" if usual_eviction_rate is not None else "no usual rate known yet"
             found.append(Verdict(
-                "cache_evictions_surge", "warning", f"{evicted:,} entries evicted in {seconds:.0f}s",
+                "cache_evictions_surge", Severity.WARNING, f"{evicted:,} entries evicted in {seconds:.0f}s",
                 {"evicted": evicted, "period_seconds": seconds, "per_minute": rate * 60,
                  "usual_per_minute": usual * 60 if usual_eviction_rate is not None else None,
                  "hit_ratio": ratio[0] if ratio else None},
@@ -168,7 +167,7 @@ def judge(stats: ServerStats, before: Reading | None, now: Reading | None, usual
     memory = stats.memory_ratio
     if memory is not None and memory >= rules.memory_warning:
         found.append(Verdict(
-            "cache_memory_near_limit", "info" if stats.evicts else "warning",
+            "cache_memory_near_limit", Severity.INFO if stats.evicts else Severity.WARNING,
             f"{memory:.0%} of its memory limit in use",
             {"memory_ratio": memory, "used_bytes": stats.used_memory, "limit_bytes": stats.max_memory,
              "evicts": stats.evicts},
@@ -177,7 +176,7 @@ def judge(stats: ServerStats, before: Reading | None, now: Reading | None, usual
         waste = stats.rss - stats.used_memory
         if stats.fragmentation >= rules.fragmentation_warning and waste >= rules.fragmentation_min_waste:
             found.append(Verdict(
-                "cache_fragmentation_high", "warning", f"fragmentation ratio {stats.fragmentation:.2f}",
+                "cache_fragmentation_high", Severity.WARNING, f"fragmentation ratio {stats.fragmentation:.2f}",
                 {"fragmentation": stats.fragmentation, "wasted_bytes": waste, "used_bytes": stats.used_memory},
                 {**context, "rule": f"fragmentation >= {rules.fragmentation_warning:g} wasting at least "
                                     f"{format_bytes(rules.fragmentation_min_waste)}"}))
