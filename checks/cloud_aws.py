@@ -65,7 +65,7 @@ class Settings(Protocol):
     role_arn: str | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Clients:
     s3: Any
     cloudwatch: Any
@@ -178,29 +178,27 @@ def list_buckets(s3: Any) -> list[str]:
     return sorted(b["Name"] for b in call(s3, "ListBuckets").get("Buckets", []))
 
 
-def bucket_tags(s3: Any, bucket: str) -> dict[str, str]:
+def _call_unless_absent(client: Any, operation: str, absent: str, **params: Any) -> dict | None:
+    """Like `call`, but None when S3 answers `absent`: the bucket simply has none of what was asked."""
     from botocore.exceptions import ClientError
 
     try:
-        answer = s3.get_bucket_tagging(Bucket=bucket)
+        return getattr(client, _snake(operation))(**params)
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "NoSuchTagSet":
-            return {}
-        with _translated(s3, "GetBucketTagging"):
+        if exc.response.get("Error", {}).get("Code") == absent:
+            return None
+        with _translated(client, operation):
             raise
+
+
+def bucket_tags(s3: Any, bucket: str) -> dict[str, str]:
+    answer = _call_unless_absent(s3, "GetBucketTagging", "NoSuchTagSet", Bucket=bucket) or {}
     return {t["Key"]: t["Value"] for t in answer.get("TagSet", [])}
 
 
 def lifecycle(s3: Any, bucket: str) -> Lifecycle:
-    from botocore.exceptions import ClientError
-
-    try:
-        answer = s3.get_bucket_lifecycle_configuration(Bucket=bucket)
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "NoSuchLifecycleConfiguration":
-            return Lifecycle(())
-        with _translated(s3, "GetBucketLifecycleConfiguration"):
-            raise
+    answer = _call_unless_absent(s3, "GetBucketLifecycleConfiguration", "NoSuchLifecycleConfiguration",
+                                 Bucket=bucket) or {}
     return Lifecycle(tuple(answer.get("Rules", [])))
 
 

@@ -164,7 +164,6 @@ class Cause:
     """temp_files | incomplete_uploads | old_versions | growing_prefix | storage_class"""
     where: str
     bytes: float
-    recent_bytes: float
     count: int
     share: float
     """Of the bytes added within the recent window, 0..1."""
@@ -204,14 +203,13 @@ def causes(found: Findings, prices: PriceBook, growth_per_month: float = 0.0,
             continue
         own = prices.usd_per_month(usage.bytes, STANDARD)
         cost = max(own, share * max(growth_per_month, 0.0))
-        result.append(Cause(kind, where, usage.bytes, usage.recent, usage.count, share, cost,
-                            cost if fix else 0.0, fix))
+        result.append(Cause(kind, where, usage.bytes, usage.count, share, cost, cost if fix else 0.0, fix))
     if found.inventory and found.inventory.cold_standard:
         cold = found.inventory.cold_standard
         saving = prices.usd_per_month(cold, STANDARD) - prices.usd_per_month(cold, "STANDARD_IA")
         if saving >= 1.0:
-            result.append(Cause("storage_class", "", cold, 0.0, 0, 0.0, prices.usd_per_month(cold, STANDARD),
-                                saving, "transition"))
+            result.append(Cause("storage_class", "", cold, 0, 0.0, prices.usd_per_month(cold, STANDARD), saving,
+                                "transition"))
     return tuple(sorted(result, key=lambda c: (-c.share, -c.monthly_cost, c.where)))
 
 

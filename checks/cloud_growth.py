@@ -40,7 +40,6 @@ class Growth:
     usual_week: float | None
     spread: float | None
     baseline_weeks: int
-    days: int
     last_day: float
     """Timestamp (UTC midnight) of the newest day in the series."""
 
@@ -116,7 +115,7 @@ def analyse(points: Sequence[tuple[float, float]]) -> Growth | None:
         usual = median(weeks)
         mad = MAD_SCALE * median(abs(w - usual) for w in weeks)
         spread = max(mad, 0.1 * abs(usual), RELATIVE_FLOOR * abs(values[last - lag]), 1e-9)
-    return Growth(values[last], values[last - lag], recent, usual, spread, len(weeks), len(series), series[-1][0])
+    return Growth(values[last], values[last - lag], recent, usual, spread, len(weeks), series[-1][0])
 
 
 def month_bill(points: Sequence[tuple[float, float]], growth: Growth, now: float) -> MonthBill:

@@ -22,8 +22,8 @@ from agent.api import (CheckConfig, CheckError, CheckResult, Context, Duration, 
                        ResourceStatus, Severity, Status, format_bytes)
 from checks import cloud_aws as aws
 from checks.cloud_aws import Clients, Denied, NoSuchBucket, make_clients
-from checks.cloud_causes import (DEFAULT_TEMP_PATTERNS, Cause, Findings, InventoryBuilder, Lifecycle, Usage, causes,
-                                 growth_per_month, is_prefix, lifecycle_configuration, temp_location)
+from checks.cloud_causes import (DEFAULT_TEMP_PATTERNS, Cause, Findings, Inventory, InventoryBuilder, Lifecycle, Usage,
+                                 causes, growth_per_month, is_prefix, lifecycle_configuration, temp_location)
 from checks.cloud_growth import DAY, WEEK_DAYS, Growth, MonthBill, analyse, daily, month_bill
 from checks.cloud_prices import CLASSES, CLOUDWATCH_TYPES, DAYS_PER_MONTH, OTHER, PriceBook, class_of_usage_type
 
@@ -138,34 +138,33 @@ class CloudStorageCheck:
     # ---------------------------------------------------------------- run
 
     def run(self, ctx: Context) -> CheckResult:
-        now = ctx.now()
         cycle = _Cycle()
-        clients = self.clients(self.config)
+        clients = self.clients(self.config)  # one set of clients for the whole cycle
         try:
-            try:
-                buckets = self._buckets(ctx, clients)
-            except Denied as denied:
-                self._denied(cycle, "*", [denied])
-                return self._result(cycle)
-            if self.config.source == "cost_explorer":
-                self._run_costs(ctx, clients, now, buckets, cycle)
-            else:
-                types: dict[str, list[str]] = {}
-                if self.config.source == "cloudwatch" and buckets:
-                    try:
-                        types = aws.storage_types(clients.cloudwatch)
-                    except Denied as denied:
-                        for bucket in buckets:
-                            self._denied(cycle, bucket, [denied])
-                        return self._result(cycle)
-                for bucket in buckets:
-                    self._run_bucket(ctx, clients, now, bucket, types.get(bucket, []), cycle)
+            self._collect(ctx, clients, ctx.now(), cycle)
         finally:
             clients.close()
-        return self._result(cycle)
-
-    def _result(self, cycle: _Cycle) -> CheckResult:
         return CheckResult(self.name, tuple(cycle.statuses), tuple(cycle.observations), tuple(cycle.findings))
+
+    def _collect(self, ctx: Context, clients: Clients, now: float, cycle: _Cycle) -> None:
+        try:
+            buckets = self._buckets(ctx, clients)
+        except Denied as denied:
+            self._denied(cycle, "*", [denied])
+            return
+        if self.config.source == "cost_explorer":
+            self._run_costs(ctx, clients, now, buckets, cycle)
+            return
+        types: dict[str, list[str]] = {}
+        if self.config.source == "cloudwatch" and buckets:
+            try:
+                types = aws.storage_types(clients.cloudwatch)  # one listing for all buckets
+            except Denied as denied:
+                for bucket in buckets:
+                    self._denied(cycle, bucket, [denied])
+                return
+        for bucket in buckets:
+            self._run_bucket(ctx, clients, now, bucket, types.get(bucket, []), cycle)
 
     def _buckets(self, ctx: Context, clients: Clients) -> list[str]:
         if self.config.buckets:
@@ -178,16 +177,13 @@ class CloudStorageCheck:
         denied: list[Denied] = []
         inventory = None
         fresh: list[Observation] = []
+        stored = self._stored_sizes(ctx, now, bucket)
         try:
             if self.config.source == "cloudwatch":
-                fresh = self._cloudwatch(ctx, clients, now, bucket, types)
+                fresh = self._cloudwatch(clients, now, bucket, types, stored)
             else:
-                builder = self._builder(now)
-                progress = aws.Progress(f"listing {bucket}", self.config.object_budget)
-                _, truncated = aws.list_objects(clients.s3, bucket, builder, self.config.object_budget,
-                                                progress=progress)
-                inventory = builder.build(truncated)
-                if not truncated:  # a partial total would look like a shrinking bucket
+                inventory = self._list(clients.s3, now, bucket)
+                if not inventory.truncated:  # a partial total would look like a shrinking bucket
                     day = _day(now)
                     fresh = [BYTES.observe(size, {"bucket": bucket, "storage_class": cls}, day)
                              for cls, size in inventory.by_class.items()]
@@ -198,19 +194,18 @@ class CloudStorageCheck:
             cycle.statuses.append(ResourceStatus(bucket, Status.UNKNOWN, str(missing), {"bucket": bucket}))
             return
         cycle.observations += fresh
-        series, sizes = self._bucket_series(ctx, now, bucket, fresh)
+        series, sizes = self._bucket_series(stored, fresh)
         subject = Subject(bucket, {"bucket": bucket}, (bucket,))
         self._judge(ctx, clients, now, subject, series, sizes, {bucket: inventory}, denied, cycle)
 
     # -------------------------------------------------------------- sources
 
-    def _cloudwatch(self, ctx: Context, clients: Clients, now: float, bucket: str,
-                    types: list[str]) -> list[Observation]:
+    def _cloudwatch(self, clients: Clients, now: float, bucket: str, types: list[str],
+                    stored: Mapping[str, list[tuple[float, float]]]) -> list[Observation]:
         """New daily points since the last stored day (the whole retention window on a first run)."""
         since = now - self.config.retention
-        stored = [ts for cls in CLASSES
-                  for ts, _ in ctx.history.series(BYTES.name, {"bucket": bucket, "storage_class": cls}, since)]
-        start = _day(max(since, max(stored) - 2 * DAY) if stored else since)  # whole days, as CloudWatch keeps them
+        last = max((ts for points in stored.values() for ts, _ in points), default=None)
+        start = _day(since if last is None else max(since, last - 2 * DAY))  # whole days, as CloudWatch keeps them
         by_class: dict[tuple[str, float], float] = {}
         for storage_type in types:
             cls = CLOUDWATCH_TYPES.get(storage_type)
@@ -225,15 +220,20 @@ class CloudStorageCheck:
                       aws.daily_metric(clients.cloudwatch, bucket, "NumberOfObjects", "AllStorageTypes", start, now)]
         return found
 
-    def _bucket_series(self, ctx: Context, now: float, bucket: str,
+    def _stored_sizes(self, ctx: Context, now: float, bucket: str) -> dict[str, list[tuple[float, float]]]:
+        """Storage class -> the bucket's stored (timestamp, bytes) within the retention window."""
+        since = now - self.config.retention
+        return {cls: ctx.history.series(BYTES.name, {"bucket": bucket, "storage_class": cls}, since)
+                for cls in CLASSES}
+
+    def _bucket_series(self, stored: Mapping[str, list[tuple[float, float]]],
                        fresh: list[Observation]) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
         """(day, USD per day) and (day, bytes) of a bucket, stored history and fresh points together."""
-        since = now - self.config.retention
         per_class: dict[str, list[tuple[float, float]]] = {}
-        for cls in CLASSES:
-            labels = {"bucket": bucket, "storage_class": cls}
-            points = dict(ctx.history.series(BYTES.name, labels, since))
-            points.update((o.timestamp, o.value) for o in fresh if o.name == BYTES.name and o.labels == labels)
+        for cls, history in stored.items():
+            points = dict(history)
+            points.update((o.timestamp, o.value) for o in fresh
+                          if o.name == BYTES.name and o.labels.get("storage_class") == cls)
             if points:
                 per_class[cls] = daily(sorted(points.items()))
         cost: dict[float, float] = {}
@@ -312,7 +312,14 @@ class CloudStorageCheck:
     def _builder(self, now: float) -> InventoryBuilder:
         return InventoryBuilder(self.config.temp_patterns, self.config.prefix_depth, now, WEEK_DAYS)
 
-    def inspect(self, clients: Clients, now: float, bucket: str, inventory: Any, deep: bool,
+    def _list(self, s3: Any, now: float, bucket: str) -> Inventory:
+        """A listing of the whole bucket, up to the object budget, with a progress bar on a terminal."""
+        builder = self._builder(now)
+        budget = self.config.object_budget
+        _, truncated = aws.list_objects(s3, bucket, builder, budget, progress=aws.Progress(f"listing {bucket}", budget))
+        return builder.build(truncated)
+
+    def inspect(self, clients: Clients, now: float, bucket: str, inventory: Inventory | None, deep: bool,
                 denied: list[Denied]) -> tuple[Findings, bool]:
         """What a bucket holds that explains growth; the bool says whether its lifecycle rules were read."""
         s3, recent_after, budget = clients.s3, now - WEEK_DAYS * DAY, self.config.object_budget
@@ -336,10 +343,8 @@ class CloudStorageCheck:
         truncated = bool(inventory and inventory.truncated)
         try:
             if inventory is None and deep:
-                builder = self._builder(now)
-                _, truncated = aws.list_objects(s3, bucket, builder, budget,
-                                                progress=aws.Progress(f"listing {bucket}", budget))
-                inventory = builder.build(truncated)
+                inventory = self._list(s3, now, bucket)
+                truncated = inventory.truncated
             elif inventory is None:
                 for folder in aws.folders(s3, bucket, self.config.prefix_depth):
                     location = temp_location(folder + "x", self.config.temp_patterns)
@@ -365,7 +370,7 @@ class CloudStorageCheck:
     # ------------------------------------------------------------- judging
 
     def _judge(self, ctx: Context, clients: Clients, now: float, subject: Subject, series: list[tuple[float, float]],
-               sizes: list[tuple[float, float]], inventories: Mapping[str, Any], denied: list[Denied],
+               sizes: list[tuple[float, float]], inventories: Mapping[str, Inventory | None], denied: list[Denied],
                cycle: _Cycle) -> None:
         cfg, money = self.config, self.prices.money
         growth = analyse(series)
@@ -384,18 +389,17 @@ class CloudStorageCheck:
         explained: list[Cause] = []
         found_by_bucket: dict[str, tuple[Findings, bool]] = {}
         rise = growth_per_month(growth.recent_week) if growth else 0.0
-        added = (sizes[-1][1] - sizes[max(0, len(sizes) - 1 - WEEK_DAYS)][1]) if len(sizes) > 1 else 0.0
+        added = max(_week_added(sizes), 0.0)
+        share_rise = rise / max(1, len(subject.buckets))
+        own_bucket = subject.buckets == (subject.name,)  # causes name a bucket only when the subject has several
         for bucket in subject.buckets:
             try:
                 found = self.inspect(clients, now, bucket, inventories.get(bucket), bool(rules or over), denied)
             except NoSuchBucket:
                 continue
             found_by_bucket[bucket] = found
-            share_rise = rise / max(1, len(subject.buckets))
-            for cause in causes(found[0], self.prices, share_rise, max(added, 0.0)):
-                where = cause.where if len(subject.buckets) == 1 and subject.buckets[0] == subject.name \
-                    else f"{bucket}/{cause.where}"
-                explained.append(replace(cause, where=where))
+            for cause in causes(found[0], self.prices, share_rise, added):
+                explained.append(cause if own_bucket else replace(cause, where=f"{bucket}/{cause.where}"))
         explained.sort(key=lambda c: (-c.share, -c.monthly_cost, c.where))
 
         facts = self._facts(subject, growth, bill, sizes, explained)
@@ -489,8 +493,7 @@ class CloudStorageCheck:
         where = f"source {cfg.source}, region {cfg.region}" + (f", endpoint {cfg.endpoint_url}" if cfg.endpoint_url else "")
         evidence = {"bucket": f"{subject.name} ({where})"}
         if sizes:
-            week = sizes[max(0, len(sizes) - 1 - WEEK_DAYS)][1]
-            evidence["size"] = (f"{format_bytes(sizes[-1][1])} now, {_signed_bytes(sizes[-1][1] - week)} "
+            evidence["size"] = (f"{format_bytes(sizes[-1][1])} now, {_signed_bytes(_week_added(sizes))} "
                                 f"over the last {min(WEEK_DAYS, len(sizes) - 1)} days ({len(sizes)} days of history)")
         if growth:
             usual = "n/a (history too short)" if growth.usual_week is None else \
@@ -542,22 +545,27 @@ class CloudStorageCheck:
             raise CheckError(f"{bucket}: cannot inspect the bucket, missing permission {actions}")
         rise = added = 0.0
         if self.config.source != "cost_explorer":  # the stored size history says how fast it grew
-            series, sizes = self._bucket_series(ctx, now, bucket, [])
+            series, sizes = self._bucket_series(self._stored_sizes(ctx, now, bucket), [])
             growth = analyse(series)
             rise = growth_per_month(growth.recent_week) if growth else 0.0
-            added = sizes[-1][1] - sizes[max(0, len(sizes) - 1 - WEEK_DAYS)][1] if len(sizes) > 1 else 0.0
+            added = _week_added(sizes)
         reasons = tuple(c for c in causes(found, self.prices, max(rise, 0.0), max(added, 0.0)) if c.fix in FIXABLE)
         document = lifecycle_configuration(found, reasons, temp_days=self.config.temp_days,
                                            abort_days=self.config.abort_days,
                                            noncurrent_days=self.config.noncurrent_days)
         saving = self.prices.money(sum(c.saving for c in reasons))
         existing = {rule.get("ID") for rule in found.lifecycle.rules}
-        added = tuple(rule["ID"] for rule in document["Rules"] if rule.get("ID") not in existing)
-        return Suggestion(bucket, document, saving, self.config.currency, reasons, added)
+        new_rules = tuple(rule["ID"] for rule in document["Rules"] if rule.get("ID") not in existing)
+        return Suggestion(bucket, document, saving, self.config.currency, reasons, new_rules)
 
 
 def _day(ts: float) -> float:
     return (ts // DAY) * DAY
+
+
+def _week_added(sizes: list[tuple[float, float]]) -> float:
+    """Bytes added over the last 7 days of a daily size series (fewer when the history is shorter)."""
+    return sizes[-1][1] - sizes[max(0, len(sizes) - 1 - WEEK_DAYS)][1] if len(sizes) > 1 else 0.0
 
 
 def _usd(amount: float) -> str:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
+
 import click
 
 from agent.api import Context, ForewarnError
@@ -43,7 +43,7 @@ def lifecycle(bucket: str, path: str | None) -> None:
     click.echo(json.dumps(dict(suggestion.configuration), indent=2, default=str))
     if suggestion.added:
         click.echo(f"Estimated saving: about {suggestion.saving:,.2f} {suggestion.currency} per month "
-                   f"(new rules: {', '.join(suggestion.added)}). Review it, then apply it yourself:{os.linesep}"
+                   f"(new rules: {', '.join(suggestion.added)}). Review it, then apply it yourself:\n"
                    f"  aws s3api put-bucket-lifecycle-configuration --bucket {bucket} "
                    f"--lifecycle-configuration file://rules.json", err=True)
     else:
