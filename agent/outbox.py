@@ -32,9 +32,9 @@ import logging
 import random
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable
 
-from agent.api import Notice, NotifyError, Severity
+from agent.api import Notice, Notifier, NotifierConfig, NotifyError, Severity
 from agent.codec import notice_from_dict, notice_to_dict
 from agent.config import Config
 from agent.store import Store
@@ -47,6 +47,7 @@ MAX_DELAY = 600.0
 JITTER = 0.2
 DEAD_LETTER_AFTER = 24 * 3600.0
 LEASE = 300.0
+MAX_ITEMS = 100
 OPERATOR = "operator"
 
 
@@ -85,6 +86,12 @@ def idempotency_key(notice: Notice, channel: str) -> str:
     return f"{notice.incident_id}:{notice.thread_id}:{notice.sequence}:{notice.phase}:{channel}"
 
 
+def _decode(body: str) -> Notice:
+    """A row's notice; decoded only for a row that is sent or dead-lettered in this pass, not for every row
+    still waiting (the daemon runs a pass every second)."""
+    return notice_from_dict(json.loads(body))
+
+
 # -------------------------------------------------------------------------- outbox
 
 
@@ -95,7 +102,7 @@ class Outbox:
         self.store, self.config, self.clock, self.policy = store, config, clock, policy
         self.on_result = on_result or (lambda channel, result: None)
         self.rng = rng or random.Random()
-        self._notifiers: dict[str, tuple[Any, Any]] = {}
+        self._notifiers: dict[str, tuple[NotifierConfig, Notifier]] = {}
 
     def enqueue(self, notice: Notice, not_before: float | None = None) -> int:
         """Writes one row per channel of the notice's owner; returns how many were new.
@@ -103,12 +110,10 @@ class Outbox:
         `not_before` holds the notice back (quiet hours); the row's `created` is then that
         moment, so the hold does not count towards `dead_letter_after`.
         """
-        owner = self.config.owners.get(notice.owner)
-        if owner is None:  # the owner left the config since the notice was composed: IT hears instead
+        if notice.owner not in self.config.owners:
             log.warning("owner %r is no longer configured; its notice goes to the default owner's channels",
                         notice.owner)
-            owner = self.config.owners[self.config.agent.default_owner]
-        return self._insert(notice, owner.notify, not_before)
+        return self._insert(notice, self._channels_of(notice), not_before)
 
     def _insert(self, notice: Notice, channels: tuple[str, ...], not_before: float | None = None) -> int:
         now = self.clock()
@@ -124,7 +129,7 @@ class Outbox:
                 added += cursor.rowcount
         return added
 
-    def deliver_due(self, now: float | None = None, max_items: int = 100) -> list[Attempt]:
+    def deliver_due(self, now: float | None = None, max_items: int = MAX_ITEMS) -> list[Attempt]:
         """One pass over pending rows, oldest first; at most `max_items` sends."""
         return [attempt for _, attempt in self._pass(self.clock() if now is None else now, max_items)]
 
@@ -132,7 +137,7 @@ class Outbox:
         """Enqueue, then one delivery pass; one Attempt per notice and channel (`queued` if not its turn)."""
         for notice in notices:
             self.enqueue(notice)
-        done = dict(self._pass(self.clock(), 100))
+        done = dict(self._pass(self.clock(), MAX_ITEMS))
         results = []
         for notice in notices:
             for channel in self._channels_of(notice):
@@ -155,16 +160,15 @@ class Outbox:
             lane = (owner, channel)
             if lane in waiting:
                 continue
-            notice = notice_from_dict(json.loads(body))
             if now - created > self.policy.dead_letter_after:
                 why = f"not delivered within {self.policy.dead_letter_after / 3600:g} h"
-                attempts.append((key, self._dead(row_id, channel, notice, tries,
+                attempts.append((key, self._dead(row_id, channel, _decode(body), tries,
                                                  f"{why}: {last_error or 'never tried'}", now)))
                 continue
             if next_attempt > now or len(attempts) >= max_items or not self._claim(row_id, now):
                 waiting.add(lane)  # not due yet, or another process is sending it
                 continue
-            attempt = self._send(row_id, channel, notice, tries + 1, now)
+            attempt = self._send(row_id, channel, _decode(body), tries + 1, now)
             attempts.append((key, attempt))
             if attempt.result == "failed":
                 waiting.add(lane)
@@ -189,6 +193,7 @@ class Outbox:
     # ---------------------------------------------------------------- internals
 
     def _channels_of(self, notice: Notice) -> tuple[str, ...]:
+        """The owner's channels; an owner who left the config since the notice was composed: IT's."""
         owner = self.config.owners.get(notice.owner) or self.config.owners[self.config.agent.default_owner]
         return owner.notify
 
@@ -198,7 +203,7 @@ class Outbox:
             " WHERE id = ? AND state = 'pending' AND next_attempt <= ?", (now + self.policy.lease, row_id, now))
         return cursor.rowcount == 1
 
-    def _notifier(self, channel: str) -> Any:
+    def _notifier(self, channel: str) -> Notifier:
         """One notifier per channel, rebuilt when the channel's settings change (config reload)."""
         settings = self.config.notifiers[channel]
         cached = self._notifiers.get(channel)

@@ -30,7 +30,6 @@ from agent.api import Delivery, Duration, Notice, NotifierConfig, NotifyError
 from notifiers._http import read_secret
 
 
-
 class _Policy(EmailPolicy):
     """The SMTP policy, except that an all-ASCII subject is written unfolded (RFC 5322 allows 998 octets).
 
@@ -112,6 +111,16 @@ class EmailConfig(NotifierConfig):
     def _sender(cls, value: str) -> str:
         return _address(value)
 
+    @property
+    def sender(self) -> tuple[str, str]:
+        """(display name, address) of `from`: the From header and the envelope sender."""
+        return getaddresses([self.from_])[0]
+
+    @property
+    def recipients(self) -> list[tuple[str, str]]:
+        """(display name, address) of each `to`: the To header and the envelope recipients."""
+        return getaddresses(list(self.to))
+
 
 def message_id(thread: str, sequence: int, domain: str) -> str:
     """Stable per notice: the same notice sent twice has the same Message-ID."""
@@ -124,12 +133,12 @@ def one_line(text: str) -> str:
 
 
 def build_message(notice: Notice, config: EmailConfig) -> EmailMessage:
-    sender = getaddresses([config.from_])[0]
-    domain = _ID_UNSAFE.sub("-", sender[1].rpartition("@")[2]) or "forewarn.invalid"
+    sender_name, sender = config.sender
+    domain = _ID_UNSAFE.sub("-", sender.rpartition("@")[2]) or "forewarn.invalid"
     msg = EmailMessage(policy=POLICY)
     msg["Subject"] = one_line(notice.subject)
-    msg["From"] = Address(one_line(sender[0]), addr_spec=sender[1])
-    msg["To"] = [Address(one_line(name), addr_spec=addr) for name, addr in getaddresses(list(config.to))]
+    msg["From"] = Address(one_line(sender_name), addr_spec=sender)
+    msg["To"] = [Address(one_line(name), addr_spec=addr) for name, addr in config.recipients]
     msg["Date"] = datetime.fromtimestamp(notice.created, timezone.utc)
     msg["Message-ID"] = message_id(notice.thread_id, notice.sequence, domain)
     if notice.sequence > 0:
@@ -194,6 +203,5 @@ class EmailNotifier:
                 client.starttls(context=context)
             if login is not None:
                 client.login(*login)
-            envelope_from = getaddresses([self.config.from_])[0][1]
-            recipients = [addr for _, addr in getaddresses(list(self.config.to))]
-            return client.send_message(msg, from_addr=envelope_from, to_addrs=recipients)
+            return client.send_message(msg, from_addr=self.config.sender[1],
+                                       to_addrs=[addr for _, addr in self.config.recipients])

@@ -93,8 +93,6 @@ class _Webhook:
 
     type: ClassVar[str]
     Config: ClassVar[type[WebhookConfig]] = WebhookConfig
-    rate_limited: ClassVar[frozenset[int]] = frozenset()
-    """Error codes in a 200 reply that mean "later", not "never"."""
 
     def __init__(self, name: str, config: WebhookConfig):
         self.name, self.config = name, config
@@ -104,8 +102,9 @@ class _Webhook:
         secrets = self._secrets()
         url, payload = self.request(url, notice, secrets)
         reply = post_json(url, payload, self.config.timeout, secrets)
-        self.check(reply, host_of(url), secrets)
-        return Delivery(self.name, host_of(url))
+        where = host_of(url)
+        self.check(reply, where, secrets)
+        return Delivery(self.name, where)
 
     def _secrets(self) -> list[str]:
         return []
@@ -117,7 +116,16 @@ class _Webhook:
         return generic_payload(notice)
 
     def check(self, reply: Reply, where: str, secrets: list[str]) -> None:
-        """Reads an error code out of a 200 reply (robots report failures this way)."""
+        """Any 2xx is success: the generic webhook, Slack and Teams report every failure by HTTP status."""
+
+
+class _Robot(_Webhook):
+    """A chat robot that answers HTTP 200 with an error code in the body when it refuses a message."""
+
+    rate_limited: ClassVar[frozenset[int]]
+    """Error codes in a 200 reply that mean "later", not "never"."""
+
+    def check(self, reply: Reply, where: str, secrets: list[str]) -> None:
         answer = reply.json()
         if not isinstance(answer, dict):
             return
@@ -134,9 +142,6 @@ class WebhookNotifier(_Webhook):
 
     type: ClassVar[str] = "webhook"
 
-    def check(self, reply: Reply, where: str, secrets: list[str]) -> None:
-        return None
-
 
 class SlackNotifier(_Webhook):
     """Slack incoming webhook: subject as header, business text first, appendix in a code block."""
@@ -152,9 +157,6 @@ class SlackNotifier(_Webhook):
                        {"type": "section", "text": {"type": "mrkdwn",
                                                     "text": f"```{_slack_escape(notice.appendix)[:2990]}```"}}]
         return {"text": notice.subject, "blocks": blocks}
-
-    def check(self, reply: Reply, where: str, secrets: list[str]) -> None:
-        return None  # Slack reports every failure with a 4xx/5xx status
 
 
 def _slack_escape(text: str) -> str:
@@ -179,11 +181,8 @@ class TeamsNotifier(_Webhook):
         return {"type": "message", "attachments": [
             {"contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": None, "content": card}]}
 
-    def check(self, reply: Reply, where: str, secrets: list[str]) -> None:
-        return None
 
-
-class WeComNotifier(_Webhook):
+class WeComNotifier(_Robot):
     """WeCom (企业微信) group robot, markdown message (at most 4096 bytes)."""
 
     type: ClassVar[str] = "wecom"
@@ -195,7 +194,7 @@ class WeComNotifier(_Webhook):
         return {"msgtype": "markdown", "markdown": {"content": fit(head + tail, 4096)}}
 
 
-class _Signed(_Webhook):
+class _Signed(_Robot):
     """A robot that may have a signing secret; it is read at send time like the URL."""
 
     Config: ClassVar[type[SignedWebhookConfig]] = SignedWebhookConfig
