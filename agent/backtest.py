@@ -1,18 +1,18 @@
 """`agent backtest`: replay a `timestamp,value` CSV through the daemon's detector.
 
-Imports only click, the standard library and `agent.detect`, so it starts fast.
+Imports only the standard library and `agent.detect`, so it starts fast: the
+`agent` script sends `backtest` here before importing click (`agent/__main__.py`).
 """
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import math
 import sys
 from datetime import datetime
 from pathlib import Path
-
-import click
 
 from agent.detect import SENSITIVITIES, SeriesDetector, preset
 
@@ -95,32 +95,34 @@ def replay(epochs: list[float], values: list[float], sensitivity: str) -> tuple[
 
 def write_result(out, stamps: list[str], values: list[float], scores: list[float], alerts: list[bool]) -> None:
     """Write `timestamp,value,anomaly_score,alert`."""
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(("timestamp", "value", "anomaly_score", "alert"))
-    writer.writerows(
-        (stamp, value, f"{score:.4f}", 1 if alert else 0)
-        for stamp, value, score, alert in zip(stamps, values, scores, alerts)
-    )
+    out.write("timestamp,value,anomaly_score,alert\n")
+    if any("," in stamp or '"' in stamp for stamp in stamps):  # e.g. ISO "12:00:00,5": quote as csv does
+        stamps = ['"' + stamp.replace('"', '""') + '"' for stamp in stamps]
+    out.write("".join([f"{stamp},{value!r},{score:.4f},{1 if alert else 0}\n"
+                       for stamp, value, score, alert in zip(stamps, values, scores, alerts)]))
 
 
-def _fail(message: str) -> None:
-    click.echo(f"agent: {message}", err=True)
-    sys.exit(2)
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="agent backtest",
+        description="Replay SERIES (a timestamp,value CSV) through the detector, causally, as the daemon would.")
+    parser.add_argument("series", metavar="SERIES", type=Path, help="CSV with timestamp and value columns.")
+    parser.add_argument("-o", "--output", required=True, type=Path,
+                        help="Where to write timestamp,value,anomaly_score,alert ('-' for stdout).")
+    parser.add_argument("--sensitivity", choices=SENSITIVITIES, default="medium",
+                        help="How readily a notice opens (default: medium).")
+    parser.add_argument("--json-summary", action="store_true", help="Print the summary as one JSON object.")
+    return parser
 
 
-@click.command()
-@click.argument("series", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Where to write timestamp,value,anomaly_score,alert ('-' for stdout).")
-@click.option("--sensitivity", type=click.Choice(SENSITIVITIES), default="medium", show_default=True,
-              help="How readily a notice opens.")
-@click.option("--json-summary", is_flag=True, help="Print the summary as one JSON object.")
-def backtest(series: Path, output: Path, sensitivity: str, json_summary: bool) -> None:
-    """Replay SERIES (a timestamp,value CSV) through the detector, causally, as the daemon would."""
+def main(argv: list[str] | None = None) -> int:
+    """Run `agent backtest`; returns the exit code (2 for a bad file, with one line on stderr)."""
+    args = build_parser().parse_args(argv)
+    series, output, sensitivity = args.series, args.output, args.sensitivity
     try:
         stamps, epochs, values = read_series(series)
     except SeriesError as exc:
-        _fail(str(exc))
+        return _fail(str(exc))
     scores, alerts = replay(epochs, values, sensitivity)
     to_stdout = str(output) == "-"
     try:
@@ -130,18 +132,25 @@ def backtest(series: Path, output: Path, sensitivity: str, json_summary: bool) -
             with open(output, "w", newline="", encoding="utf-8") as out:
                 write_result(out, stamps, values, scores, alerts)
     except OSError as exc:
-        _fail(f"{output}: cannot write: {exc.strerror or exc}")
+        return _fail(f"{output}: cannot write: {exc.strerror or exc}")
+    summary_to = sys.stderr if to_stdout else sys.stdout
     notices = [stamp for stamp, alert in zip(stamps, alerts) if alert]
-    if json_summary:
+    if args.json_summary:
         summary = {"file": str(series), "points": len(values), "sensitivity": sensitivity,
                    "notices": len(notices), "notice_times": notices, "max_score": round(max(scores), 4)}
-        click.echo(json.dumps(summary), err=to_stdout)
-        return
+        print(json.dumps(summary), file=summary_to)
+        return 0
     lines = [f"{series}: {len(values)} points ({stamps[0]} .. {stamps[-1]}), sensitivity {sensitivity}: "
              f"{len(notices)} notice(s) would have opened" + (":" if notices else ".")]
     lines += [f"  {stamp}" for stamp in notices]
-    click.echo("\n".join(lines), err=to_stdout)
+    print("\n".join(lines), file=summary_to)
+    return 0
+
+
+def _fail(message: str) -> int:
+    print(f"agent: {message}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":
-    backtest()
+    sys.exit(main())

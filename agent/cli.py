@@ -14,7 +14,7 @@ COMMANDS = {
     "check": "agent.commands.check:check",
     "config": "agent.commands.config:config",
     "init": "agent.commands.config:init",
-    "backtest": "agent.backtest:backtest",
+    "backtest": "agent.cli:backtest",
     "run": "agent.commands.run:run",
     "incidents": "agent.commands.incidents:incidents",
     "ack": "agent.commands.incidents:ack",
@@ -44,6 +44,15 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj = {"debug": debug}
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@click.command(context_settings={"ignore_unknown_options": True, "help_option_names": []})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def backtest(args: tuple[str, ...]) -> None:
+    """Replay a timestamp,value CSV through the detector, as the daemon would."""
+    from agent.backtest import main as backtest_main
+
+    sys.exit(backtest_main(list(args)))
 
 
 def main() -> None:

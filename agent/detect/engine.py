@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import asdict
 from typing import NamedTuple
 
 from agent.detect.baseline import RobustGauge
@@ -95,7 +94,7 @@ class SeriesDetector:
         """Everything needed to continue after a restart, as JSON-serialisable data."""
         return {
             "version": STATE_VERSION,
-            "params": asdict(self.params),
+            "params": self.params._asdict(),
             "profile": self.profile.to_state(),
             "level": self.level.to_state(),
             "shift": self.shift.to_state(),

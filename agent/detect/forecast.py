@@ -13,9 +13,9 @@ interval, and the answer is a range, never a point.
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from dataclasses import dataclass
-from statistics import median
-from typing import Sequence
+from typing import Iterable, Sequence
 
 Z_90 = 1.645
 MAX_PAIRS_POINTS = 64
@@ -115,20 +115,19 @@ def _drawdown(values: list[float]) -> float:
 
 
 def _index_at(times: list[float], moment: float) -> int:
-    """First index at or after `moment` (times are sorted)."""
-    lo, hi = 0, len(times)
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if times[mid] < moment:
-            lo = mid + 1
-        else:
-            hi = mid
-    return min(lo, len(times) - 1)
+    """First index at or after `moment` (times are sorted), at most the last index."""
+    return min(bisect_left(times, moment), len(times) - 1)
+
+
+def _median(values: Iterable[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) >> 1
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
 def _mad(values: list[float]) -> float:
-    centre = median(values)
-    return median(abs(v - centre) for v in values)
+    centre = _median(values)
+    return _median(abs(v - centre) for v in values)
 
 
 def _theil_sen(times: list[float], values: list[float]) -> tuple[float, float, float]:
@@ -143,4 +142,4 @@ def _theil_sen(times: list[float], values: list[float]) -> tuple[float, float, f
     spread = Z_90 * math.sqrt(n * (n - 1) * (2 * n + 5) / 18)
     low_index = max(0, int((pairs - spread) / 2))
     high_index = min(pairs - 1, int((pairs + spread) / 2))
-    return median(slopes), slopes[low_index], slopes[high_index]
+    return _median(slopes), slopes[low_index], slopes[high_index]
