@@ -9,12 +9,15 @@ from __future__ import annotations
 import enum
 import logging
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Callable, ClassVar, Mapping, Protocol
+from typing import Annotated, Any, Callable, ClassVar, Literal, Mapping, Protocol
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from agent.errors import CheckError, ConfigError, ForewarnError, NotifyError, StateError
+from agent.detect.bank import DetectorBank
+from agent.detect.engine import SeriesDetector, Verdict
 from agent.detect.forecast import Trend, growth_trend
+from agent.detect.params import DetectorParams, preset
 from agent.units import format_bytes, format_duration, parse_duration, parse_percent, parse_size
 
 __all__ = [  # what plugins may use; anything else in agent/ is the engine's own
@@ -22,6 +25,7 @@ __all__ = [  # what plugins may use; anything else in agent/ is the engine's own
     "Duration", "Percent", "Size", "CheckConfig", "NotifierConfig",
     "Status", "Severity", "Metric", "Observation", "Forecast", "Finding", "ResourceStatus", "CheckResult",
     "History", "Context", "Check", "Notice", "Delivery", "Notifier",
+    "DetectorParams", "SeriesDetector", "Verdict", "Detectors",
     "Trend", "growth_trend", "format_bytes", "format_duration", "parse_duration", "parse_percent", "parse_size",
 ]
 
@@ -45,6 +49,29 @@ class CheckConfig(BaseModel):
     timeout: Duration = 30.0
     for_: Duration = Field(default=180.0, alias="for")
     """How long a condition must hold before it opens an incident."""
+    sensitivity: Literal["low", "medium", "high"] = "medium"
+    """How readily the detection engine calls a change unusual, for this check's series."""
+    detector: dict[str, float] = {}
+    """Expert overrides of `DetectorParams` (e.g. `threshold: 6`), applied after the sensitivity."""
+
+    @field_validator("detector")
+    @classmethod
+    def _known_knobs(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, number in value.items():
+            default = DetectorParams._field_defaults.get(name)
+            if default is None:
+                raise ValueError(f"unknown detector parameter {name!r} (known: {', '.join(DetectorParams._fields)})")
+            if isinstance(default, (bool, int)) and number != int(number):
+                raise ValueError(f"detector parameter {name!r} must be a whole number, not {number:g}")
+            if number < 0:
+                raise ValueError(f"detector parameter {name!r} must not be negative, not {number:g}")
+        return value
+
+    def detector_params(self, base: DetectorParams) -> DetectorParams:
+        """This check's detector parameters: its own `medium` base, the sensitivity, then the overrides."""
+        params = preset(self.sensitivity, base)
+        overrides = {name: type(getattr(params, name))(number) for name, number in self.detector.items()}
+        return params._replace(**overrides)
 
 
 class NotifierConfig(BaseModel):
@@ -159,6 +186,12 @@ class CheckResult:
     """Set when the check could not run at all (raised, hung): its incidents are left as they were."""
 
 
+class Detectors(Protocol):
+    """Persisted detection-engine state, one `SeriesDetector` per series key a check chooses."""
+
+    def get(self, key: str, params: DetectorParams) -> SeriesDetector: ...
+
+
 class History(Protocol):
     """Read access to stored series, oldest first."""
 
@@ -175,6 +208,8 @@ class Context:
     wanted: tuple[Mapping[str, str], ...] = ()
     """The `match` labels of the configured resources for this check."""
     log: logging.Logger = logging.getLogger("forewarn.check")
+    detectors: Detectors = field(default_factory=DetectorBank)
+    """This check's detectors by series key; the engine saves them after each run (state DB)."""
 
 
 class Check(Protocol):

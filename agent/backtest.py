@@ -87,7 +87,7 @@ def replay(epochs: list[float], values: list[float], sensitivity: str) -> tuple[
     scores: list[float] = []
     alerts: list[bool] = []
     for ts, value in zip(epochs, values):
-        score, alert, _ = update(ts, value)
+        score, alert = update(ts, value)[:2]
         scores.append(score)
         alerts.append(alert)
     return scores, alerts

@@ -9,6 +9,7 @@ from typing import Callable, Iterable
 
 from agent.api import CheckResult, Context, ForewarnError, ResourceStatus, Status
 from agent.config import Config
+from agent.detect.bank import DetectorBank
 from agent.store import Store
 
 log = logging.getLogger(__name__)
@@ -23,6 +24,7 @@ class Runner:
                        for name, cfg in config.checks.items() if cfg.enabled}
         self.running: dict[str, tuple[threading.Thread, float]] = {}
         """A run that outlived its timeout: no second run starts until it returns (no pile-up)."""
+        self.detectors = {name: _bank(store, name) for name in self.checks}
 
     def run(self, name: str) -> CheckResult:
         check, cfg = self.checks[name], self.config.checks[name]
@@ -30,7 +32,8 @@ class Runner:
         if stuck and stuck[0].is_alive():
             return failed(name, f"still running since {time.time() - stuck[1]:.0f}s ago (timeout {cfg.timeout:g}s)")
         ctx = Context(now=self.clock, history=self.store, hostname=self.config.hostname(),
-                      wanted=self.config.wanted(name), log=logging.getLogger(f"forewarn.checks.{name}"))
+                      wanted=self.config.wanted(name), log=logging.getLogger(f"forewarn.checks.{name}"),
+                      detectors=self.detectors[name])
         outcome: list = []
         worker = threading.Thread(target=_capture, args=(check.run, ctx, outcome), daemon=True,
                                   name=f"check-{name}")
@@ -47,7 +50,9 @@ class Runner:
             log.debug("check %s failure detail", name, exc_info=exc)
             return failed(name, reason)
         result: CheckResult = outcome[0]
-        self.store.record(result.observations)
+        with self.store.transaction():
+            self.store.record(result.observations)
+            self.detectors[name].flush()
         return result
 
     def run_all(self, names: Iterable[str] | None = None) -> list[CheckResult]:
@@ -58,6 +63,12 @@ class Runner:
             close = getattr(check, "close", None)
             if close:
                 close()
+
+
+def _bank(store: Store, check: str) -> DetectorBank:
+    """Detector state in the store, under keys namespaced by check."""
+    return DetectorBank(lambda key: store.load_detector(f"{check}:{key}"),
+                        lambda key, state: store.save_detector(f"{check}:{key}", state))
 
 
 def failed(name: str, reason: str) -> CheckResult:

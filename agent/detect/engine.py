@@ -12,22 +12,29 @@ from agent.detect.policy import AlertPolicy
 from agent.detect.seasonal import SeasonalProfile
 from agent.detect.trend import TrendGauge
 
-STATE_VERSION = 1
+STATE_VERSION = 2
 
 
 class Verdict(NamedTuple):
     """One point's outcome: score in [0, 1], whether a notice opens, and what was seen.
 
-    `kind` names what made the point anomalous: `spike`, `dip`, `level_shift`
-    or `trend` (empty for a normal point).
+    `kind` names what made this point anomalous: `spike` or `dip` (the value),
+    `shift_up` or `shift_down` (its short moving mean), or `trend` (faster
+    growth than this series has shown); empty for a normal point. `episode` is the kind of the episode
+    an alert opened and that still lasts (empty when none): what a check reports
+    as a finding from one run to the next, so the incident stays open while
+    the anomaly does and closes once it has passed.
     """
 
     score: float
     alert: bool
     kind: str
+    episode: str = ""
 
 
 _QUIET = Verdict(0.0, False, "")
+_CLEAR = 0.5
+"""An episode lasts while its input stays at least this share of the threshold out (hysteresis)."""
 
 
 class SeriesDetector:
@@ -52,6 +59,9 @@ class SeriesDetector:
         self.recent_sum = 0.0
         self.trend_streak = 0
         self.policy = AlertPolicy(params.warmup, params.cooldown, params.persistence)
+        self.last_ts: float | None = None
+        """Newest point learnt: a caller replaying stored history feeds only what is newer."""
+        self.episode = ""
 
     def update(self, ts: float, value: float) -> Verdict:
         """Score the point at epoch seconds `ts` (only the past is used), then learn it."""
@@ -69,7 +79,7 @@ class SeriesDetector:
         z_level, out_level = self.level.observe(level)
         z_shift, out_shift = self.shift.observe(self.recent_sum / len(recent))
         z_trend, rate = self.trend.observe(value)
-        level_up = z_level > 0.0
+        level_up, shift_up = z_level > 0.0, z_shift > 0.0
         z_level, z_shift = abs(z_level), abs(z_shift)
         # Growth must also move the value, over the span, beyond its usual spread:
         # quantised series whose past rates were all zero would otherwise trip.
@@ -81,14 +91,34 @@ class SeriesDetector:
         if out_level and z_level >= threshold:
             kind, best = "spike" if level_up else "dip", z_level
         elif out_shift and z_shift >= threshold:
-            kind, best = "level_shift", z_shift
+            kind, best = "shift_up" if shift_up else "shift_down", z_shift
         elif self.trend_streak == params.trend_persistence:
             kind, best = "trend", threshold
         else:
-            best = max(z_level, z_shift)
-            alert = self.policy.step(False)
-            return Verdict(best / (best + threshold), alert, "")
-        return Verdict(best / (best + threshold), self.policy.step(True), kind)
+            kind, best = "", max(z_level, z_shift)
+        alert = self.policy.step(bool(kind))
+        self.last_ts = ts
+        if alert:
+            self.episode = kind
+        elif self.episode:
+            self.episode = self._lasting(z_level, level_up, z_shift, shift_up, z_trend)
+        return Verdict(best / (best + threshold), alert, kind, self.episode)
+
+    def usual(self) -> float | None:
+        """The series' typical value: median of its bounded history (rhythm removed); None before any point."""
+        ordered = self.level.ordered
+        return ordered[len(ordered) >> 1] if ordered else None
+
+    def _lasting(self, z_level: float, level_up: bool, z_shift: float, shift_up: bool, z_trend: float) -> str:
+        """The open episode's kind while its input is still well out the same way, else ''."""
+        episode, params = self.episode, self.params
+        if episode == "trend":
+            still = z_trend >= _CLEAR * params.trend_threshold
+        elif episode in ("shift_up", "shift_down"):
+            still = z_shift >= _CLEAR * params.threshold and shift_up == (episode == "shift_up")
+        else:
+            still = z_level >= _CLEAR * params.threshold and level_up == (episode == "spike")
+        return episode if still else ""
 
     def to_state(self) -> dict:
         """Everything needed to continue after a restart, as JSON-serialisable data."""
@@ -103,6 +133,8 @@ class SeriesDetector:
             "recent_sum": self.recent_sum,
             "trend_streak": self.trend_streak,
             "policy": self.policy.to_state(),
+            "last_ts": self.last_ts,
+            "episode": self.episode,
         }
 
     @classmethod
@@ -119,4 +151,6 @@ class SeriesDetector:
         detector.recent_sum = state["recent_sum"]
         detector.trend_streak = state["trend_streak"]
         detector.policy.restore(state["policy"])
+        detector.last_ts = state["last_ts"]
+        detector.episode = state["episode"]
         return detector

@@ -37,17 +37,19 @@ class DetectorParams(NamedTuple):
     """Consecutive anomalous points needed before an alert opens."""
 
 
-_PRESETS = {
-    "low": DetectorParams(threshold=7.0, cooldown=400),
-    "medium": DetectorParams(),
-    "high": DetectorParams(threshold=3.5, cooldown=200),
-}
+def preset(sensitivity: str = "medium", base: DetectorParams | None = None, **overrides: object) -> DetectorParams:
+    """The parameters behind `low|medium|high`, optionally with expert overrides.
 
-
-def preset(sensitivity: str = "medium", **overrides: object) -> DetectorParams:
-    """The parameters behind `low|medium|high`, optionally with expert overrides."""
-    try:
-        params = _PRESETS[sensitivity]
-    except KeyError:
-        raise ValueError(f"sensitivity must be one of {', '.join(SENSITIVITIES)}, not {sensitivity!r}") from None
+    `base` is a check's own `medium` (its counts fit its cadence: a daily cost
+    series is not a 5-minute NAB series); `low` asks 1.4x the robust z and
+    waits a third longer between notices, `high` the reverse. With no base these
+    are the values scored on NAB (threshold 7 / 5 / 3.5, cooldown 400 / 300 / 200).
+    """
+    params = base or DetectorParams()
+    if sensitivity == "low":
+        params = params._replace(threshold=params.threshold * 1.4, cooldown=round(params.cooldown * 4 / 3))
+    elif sensitivity == "high":
+        params = params._replace(threshold=params.threshold * 0.7, cooldown=round(params.cooldown * 2 / 3))
+    elif sensitivity != "medium":
+        raise ValueError(f"sensitivity must be one of {', '.join(SENSITIVITIES)}, not {sensitivity!r}")
     return params._replace(**overrides) if overrides else params
