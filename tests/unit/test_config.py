@@ -38,6 +38,19 @@ def test_good_config_loads_with_its_units():
     assert "it" in config.owners  # the built-in IT owner hears about everything
 
 
+def test_sensitivity_and_expert_overrides_shape_a_checks_detector():
+    from agent.api import DetectorParams
+
+    doc = with_change(("checks", "disk", "sensitivity"), "high")
+    doc["checks"]["disk"]["detector"] = {"cooldown": 20, "seasonal": False}
+    cfg = parse_config(doc, "cfg.yaml", default_registry()).checks["disk"]
+    params = cfg.detector_params(DetectorParams(threshold=4.0, cooldown=90, window=50))
+    assert params.threshold == pytest.approx(2.8)  # high: 0.7x the check's own base
+    assert params.window == 50
+    assert params.cooldown == 20 and isinstance(params.cooldown, int)  # the expert's word is last
+    assert params.seasonal is False
+
+
 @pytest.mark.parametrize("path, value, expected", [
     (("checks", "disk", "interval"), "60x", "cfg.yaml: checks.disk.interval: not a duration"),
     (("checks", "disk", "warning"), "120%", "cfg.yaml: checks.disk.warning: a percentage must be between"),
@@ -53,6 +66,10 @@ def test_good_config_loads_with_its_units():
     (("checks", "nosuch"), {}, "cfg.yaml: checks.nosuch: unknown check"),
     (("checks", "disk", "critical"), "50%", "cfg.yaml: checks.disk.critical: must not be below warning"),
     (("agent",), {"listen": "everywhere"}, "cfg.yaml: agent.listen: not an address"),
+    (("checks", "disk", "sensitivity"), "paranoid", "cfg.yaml: checks.disk.sensitivity: Input should be 'low'"),
+    (("checks", "disk", "detector"), {"treshold": 6}, "cfg.yaml: checks.disk.detector: unknown detector parameter 'treshold'"),
+    (("checks", "disk", "detector"), {"cooldown": 2.5}, "cfg.yaml: checks.disk.detector: detector parameter 'cooldown' must be a whole number"),
+    (("checks", "disk", "detector"), {"threshold": -1}, "cfg.yaml: checks.disk.detector: detector parameter 'threshold' must not be negative"),
 ])
 def test_each_broken_config_names_the_key_path(path, value, expected):
     lines = problems(with_change(path, value))

@@ -65,6 +65,55 @@ def test_level_shift_alerts_once_per_episode():
     assert 2000 <= rows[0] < 2020
 
 
+def test_a_shift_is_one_episode_that_lasts_while_unusual_and_ends_after():
+    values = noise(4000)
+    for i in range(2000, 3000):
+        values[i] += 8.0
+    verdicts = run(values)
+    opened = alert_rows(verdicts)[0]
+    assert opened == 2000 and verdicts[opened].episode in ("spike", "shift_up")
+    assert all(v.episode == verdicts[opened].episode for v in verdicts[2000:2200])  # one episode, no re-alert
+    assert all(not v.episode for v in verdicts[:2000]) and all(not v.episode for v in verdicts[3300:])
+    # Robust statistics: once the new level fills a good share of the window it is the new normal.
+    assert not verdicts[2999].episode
+
+
+def test_a_single_spike_is_an_episode_of_one_point():
+    values = noise(3000)
+    values[2000] += 25.0
+    verdicts = run(values)
+    assert verdicts[2000].episode == "spike"
+    assert verdicts[2001].episode == ""
+
+
+def test_a_drop_never_continues_an_upward_episode():
+    values = noise(3000)
+    values[2000] += 25.0
+    values[2001] -= 25.0
+    verdicts = run(values)
+    assert verdicts[2000].episode == "spike" and verdicts[2001].episode == ""
+
+
+def test_a_faster_growth_rate_is_an_episode_while_a_sawtooth_is_not():
+    rng = random.Random(5)
+    sawtooth = [(i % 96) * 1.0 + rng.gauss(0, 0.3) for i in range(4000)]  # fills and empties every 8 h
+    assert alert_rows(run(sawtooth)) == []
+    growing = [i * 0.01 + rng.gauss(0, 0.3) for i in range(4000)]
+    for i in range(2500, 4000):
+        growing[i] += (i - 2500) * 0.2  # twenty times the usual pace
+    verdicts = run(growing)
+    rows = alert_rows(verdicts)
+    assert len(rows) == 1 and 2500 < rows[0] < 2700
+    assert verdicts[3000].episode in ("spike", "shift_up", "trend")
+
+
+def test_a_checks_own_base_is_scaled_by_sensitivity():
+    base = preset("medium", window=100, threshold=4.0, cooldown=30)
+    assert preset("low", base).threshold == pytest.approx(5.6) and preset("low", base).cooldown == 40
+    assert preset("high", base).threshold == pytest.approx(2.8) and preset("high", base).cooldown == 20
+    assert preset("medium", base) == base and preset("high", base).window == 100
+
+
 def test_no_alert_during_warmup():
     values = noise(600)
     values[50] += 50.0
