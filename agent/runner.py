@@ -59,6 +59,8 @@ class Runner:
         return [self.run(name) for name in (names or self.checks)]
 
     def close(self) -> None:
+        for bank in self.detectors.values():
+            bank.flush(force=True)
         for check in self.checks.values():
             close = getattr(check, "close", None)
             if close:
@@ -66,9 +68,9 @@ class Runner:
 
 
 def _bank(store: Store, check: str) -> DetectorBank:
-    """Detector state in the store, under keys namespaced by check."""
+    """Detector state in the store, under keys namespaced by check, saved at most every 5 minutes and on close."""
     return DetectorBank(lambda key: store.load_detector(f"{check}:{key}"),
-                        lambda key, state: store.save_detector(f"{check}:{key}", state))
+                        lambda key, state: store.save_detector(f"{check}:{key}", state), save_every=300.0)
 
 
 def failed(name: str, reason: str) -> CheckResult:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Callable
 
 from agent.detect.engine import SeriesDetector
@@ -20,14 +21,17 @@ class DetectorBank:
     A detector is restored from `load` on first use (a fresh one if there is no
     saved state, it cannot be read, or the parameters changed: a new
     sensitivity starts a new warm-up rather than mixing two scales), and
-    `flush` saves every detector used since the last flush. Without `load` and
-    `save` the bank lives in memory only (tests, one-off tools).
+    `flush` saves every detector used since the last save, at most once per
+    `save_every` seconds unless forced: a crash loses a few minutes of learning,
+    not the warm-up, and a 30 s check does not rewrite its state every run.
+    Without `load` and `save` the bank lives in memory only (tests, one-off tools).
     """
 
-    def __init__(self, load: Load | None = None, save: Save | None = None):
-        self.load, self.save = load, save
+    def __init__(self, load: Load | None = None, save: Save | None = None, save_every: float = 0.0):
+        self.load, self.save, self.save_every = load, save, save_every
         self.live: dict[str, SeriesDetector] = {}
         self.used: set[str] = set()
+        self.saved_at: float | None = None
 
     def get(self, key: str, params: DetectorParams) -> SeriesDetector:
         """The detector of series `key`, with these parameters."""
@@ -52,9 +56,13 @@ class DetectorBank:
             return None
         return detector
 
-    def flush(self) -> None:
-        """Save the detectors used since the last flush."""
+    def flush(self, force: bool = False) -> None:
+        """Save the detectors used since the last save (first call, forced, or `save_every` later)."""
+        now = time.monotonic()
+        if not force and self.saved_at is not None and now - self.saved_at < self.save_every:
+            return
         if self.save:
             for key in sorted(self.used):
                 self.save(key, self.live[key].to_state())
         self.used.clear()
+        self.saved_at = now

@@ -63,14 +63,17 @@ def test_unreadable_state_starts_fresh_instead_of_failing(tmp_path):
     assert store_bank(store).get("s", PARAMS).last_ts is None
 
 
-def test_only_detectors_used_since_the_last_flush_are_saved(tmp_path):
+def test_only_detectors_used_since_the_last_save_are_saved_and_not_on_every_run(tmp_path):
     saved: list[str] = []
-    bank = DetectorBank(lambda key: None, lambda key, state: saved.append(key))
+    bank = DetectorBank(lambda key: None, lambda key, state: saved.append(key), save_every=3600)
     bank.get("a", PARAMS)
     bank.get("b", PARAMS)
     bank.flush()
+    assert saved == ["a", "b"]  # the first run saves: a one-shot `agent check` keeps what it learnt
     bank.get("b", PARAMS)
     bank.flush()
+    assert saved == ["a", "b"]  # within save_every: not yet
+    bank.flush(force=True)
     assert saved == ["a", "b", "b"]
 
 
@@ -112,6 +115,7 @@ def test_the_runner_saves_each_checks_detectors_so_a_restart_keeps_the_warm_up(t
     for minute in range(100):
         now[0] = 60.0 * minute
         first.run("level")
+    first.close()  # what the daemon does on SIGTERM and `agent check` at its end
     first.store.close()
     second = runner(tmp_path, lambda: now[0])  # a restart: a new runner over the same state directory
     detector = second.detectors["level"].get("level", PARAMS)
