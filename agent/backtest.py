@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import math
 import sys
 from datetime import datetime
@@ -136,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     summary_to = sys.stderr if to_stdout else sys.stdout
     notices = [stamp for stamp, alert in zip(stamps, alerts) if alert]
     if args.json_summary:
+        import json  # only here: the plain summary needs no JSON, and start-up counts
+
         summary = {"file": str(series), "points": len(values), "sensitivity": sensitivity,
                    "notices": len(notices), "notice_times": notices, "max_score": round(max(scores), 4)}
         print(json.dumps(summary), file=summary_to)
