@@ -6,6 +6,10 @@ the last `lookback` are judged together: kept in memory by the daemon, pooled
 from the stored per-run counts after a restart or in a one-shot `agent check`.
 Server-side counters (redis INFO, memcached stats) explain why. Key names and
 values never leave the cache: only counts, sizes and command names are read.
+
+What is unusual for a target (its per-run median wait, hit ratio, eviction
+rate) is the detection engine's call: one detector per series, fed one point
+per run, kept by the engine across restarts.
 """
 
 from __future__ import annotations
@@ -15,13 +19,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import ClassVar, Mapping
 
-from agent.api import (CheckError, CheckResult, Context, Finding, Metric, Observation, ResourceStatus, Severity,
-                       Status, format_duration)
+from agent.api import (CheckError, CheckResult, Context, DetectorParams, Finding, Metric, Observation,
+                       ResourceStatus, Severity, Status, format_duration)
 from checks.cache_clients import Session, client_for
 from checks.cache_config import CacheConfig, Target
-from checks.cache_server import (Reading, ServerRules, ServerStats, eviction_rates, evidence, judge,
+from checks.cache_server import (Reading, ServerRules, ServerStats, eviction_rate, evidence, judge,
                                  period_hit_ratio, reading)
-from checks.cache_stats import PastRun, Probe, ProbeWindow, Rules, Summary, Tally, latency_kind, median, summarize, tally
+from checks.cache_stats import (PastRun, Probe, ProbeWindow, Rules, Summary, Tally, Unusual, latency_kind, median,
+                                summarize, tally, watch, watch_seconds)
 
 UP = Metric("cache_up", "", "1 when the cache answered at least one probe in the last run, 0 when none.")
 PROBE_SECONDS = Metric("cache_probe_seconds", "seconds",
@@ -38,6 +43,11 @@ FRAGMENTATION = Metric("cache_fragmentation_ratio", "ratio", "Resident memory di
 
 SERVICE_INCIDENT = "cache_service"
 """Slow, spiky and unreachable are one incident whose severity changes."""
+
+BASE = DetectorParams(window=960, warmup=120, smooth=4, cooldown=120, persistence=3, trend_persistence=10**9)
+"""The `medium` detector of every series here, one point per run (30 s): the last 8 hours are the usual, the
+first hour only learns, and after an alert an hour passes before the next. Three unusual runs in a row are
+needed, as one odd run also tilts the next runs' 4-run mean. Trends are not judged (no streak is 10**9 long)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,8 +71,7 @@ class _TargetState:
         self.session = Session(client_for(target, config.probe_timeout, config.slowlog_entries))
         self.window = ProbeWindow(config.lookback)
         self.reading: Reading | None = None
-        self.rules = Rules(target.slow_after, config.min_probes, config.min_slow, config.min_slow_share,
-                           config.slow_factor)
+        self.rules = Rules(target.slow_after, config.min_probes, config.min_slow, config.min_slow_share)
 
 
 class CacheCheck:
@@ -75,9 +84,10 @@ class CacheCheck:
         self.config = config
         self.states = {t.name: _TargetState(t, config) for t in config.targets}
         self.runs = 0
+        self.params = config.detector_params(BASE)
         self.server_rules = ServerRules(config.hit_ratio_drop, config.min_lookups, config.evictions_min,
-                                        config.evictions_factor, config.memory_warning, config.fragmentation_warning,
-                                        config.fragmentation_min_waste)
+                                        config.memory_warning, config.fragmentation_warning,
+                                        config.fragmentation_min_waste, _unusual(self.params))
 
     def close(self) -> None:
         for state in self.states.values():
@@ -138,7 +148,7 @@ class CacheCheck:
         if fresh:
             observations.append(CONNECT.observe(median(fresh), labels, now))
         past = self._past_runs(labels, ctx, now)
-        usual = self._usual_median(labels, ctx, now)
+        usual = watch_seconds(ctx.detectors.get(f"{target.name}/median", self.params), now, cycle.median)
         state.window.add(outcome.probes)
         recent = state.window.recent(now)
         judged = summarize(recent, target.slow_after)
@@ -162,18 +172,12 @@ class CacheCheck:
         ratios = dict(ctx.history.series(SLOW_RATIO.name, labels, since))
         return [PastRun(ts, int(n), round(ratios[ts] * n)) for ts, n in counts.items() if ts in ratios and ts < now]
 
-    def _usual_median(self, labels: Mapping[str, str], ctx: Context, now: float) -> float | None:
-        """The target's own typical median, from runs before the judged window."""
-        points = ctx.history.series(PROBE_SECONDS.name, {**labels, "quantile": "0.5"}, now - self.config.baseline)
-        values = [v for ts, v in points if ts < now - self.config.lookback and math.isfinite(v)]
-        return median(values) if len(values) >= 10 else None
-
-    def _latency(self, kind: str, target: Target, judged: Summary, counts: Tally, usual: float | None,
+    def _latency(self, kind: str, target: Target, judged: Summary, counts: Tally, usual: Unusual,
                  fresh: list[float], span: float, stats: ServerStats | None) -> Finding:
         facts = {"target": target.name, "kind": target.kind, "probes": counts.probes, "slow_probes": counts.slow,
                  "slow_share": counts.slow_share, "slow_after_seconds": target.slow_after,
                  "median_seconds": judged.median, "worst_seconds": judged.max, "span_seconds": span,
-                 "usual_median_seconds": usual, "failed_probes": judged.failed}
+                 "usual_median_seconds": usual.usual, "failed_probes": judged.failed}
         shown = {
             "endpoint": f"{target.name} ({target.url})",
             "probes": f"{counts.probes} over {format_duration(span)}, {counts.slow} slower than "
@@ -183,11 +187,12 @@ class CacheCheck:
         }
         if fresh:
             shown["new connections"] = f"{len(fresh)} in the last run, median {_ms(median(fresh))} to connect and answer"
-        if usual is not None:
-            shown["usual median"] = _ms(usual)
+        if usual.usual is not None:
+            shown["usual median"] = f"{_ms(usual.usual)} (per-run medians of the last {self.params.window} runs)"
         if kind == "cache_slow":
-            rule = f"median above {_ms(target.slow_after)}" + (
-                f", or above half of it and {self.config.slow_factor:g}x the usual median" if usual else "")
+            rule = f"median above {_ms(target.slow_after)}" if judged.median > target.slow_after else (
+                f"median at least half of {_ms(target.slow_after)} while the per-run median is unusually high "
+                f"({usual.episode}): {self.server_rules.unusual}")
             summary = f"{target.name}: typical wait {_ms(judged.median)} (slow after {_ms(target.slow_after)})"
         else:
             rule = (f"median below {_ms(target.slow_after)} while at least {self.config.min_slow} probes and "
@@ -225,17 +230,29 @@ class CacheCheck:
             observations.append(MEMORY.observe(stats.memory_ratio, labels, now))
         if stats.fragmentation is not None:
             observations.append(FRAGMENTATION.observe(stats.fragmentation, labels, now))
-        since = now - self.config.baseline
-        ratios = [v for ts, v in ctx.history.series(HIT_RATIO.name, labels, since) if ts < now]
-        rates = eviction_rates([p for p in ctx.history.series(EVICTIONS.name, labels, since) if p[0] < now])
-        usual_ratio = median(ratios) if len(ratios) >= 5 else None
-        usual_rate = median(rates) if len(rates) >= 3 else None
+        hit_ratio, evictions = self._watch_server(target, before, current, ctx, now)
         findings = [
             Finding(self.name, v.kind, v.severity, target.name, labels, f"{target.name}: {v.summary}",
                     {"target": target.name, "kind": target.kind, **v.facts},
                     {"endpoint": f"{target.name} ({target.url})", **v.evidence})
-            for v in judge(stats, before, current, usual_ratio, usual_rate, self.server_rules)]
+            for v in judge(stats, before, current, hit_ratio, evictions, self.server_rules)]
         return observations, findings
+
+    def _watch_server(self, target: Target, before: Reading | None, current: Reading | None, ctx: Context,
+                      now: float) -> tuple[Unusual, Unusual]:
+        """Feed this period's hit ratio and eviction rate to their detectors (one point each, when measured).
+
+        A hit ratio over fewer than `min_lookups` lookups is noise, not a point of the series.
+        """
+        hit_ratio = evictions = Unusual()
+        ratio = period_hit_ratio(before, current)
+        if ratio and ratio[1] >= self.config.min_lookups:
+            hit_ratio = watch(ctx.detectors.get(f"{target.name}/hit_ratio", self.params), now, ratio[0])
+        period = eviction_rate(before, current)
+        if period:
+            rate = period[0] / period[1]
+            evictions = watch(ctx.detectors.get(f"{target.name}/evictions", self.params), now, rate)
+        return hit_ratio, evictions
 
     def _stored_reading(self, labels: Mapping[str, str], ctx: Context, now: float) -> Reading | None:
         """The last counters an earlier process stored, so one-shot runs see rates too."""
@@ -247,6 +264,13 @@ class CacheCheck:
             return None
         ts = common[-1]
         return Reading(ts, int(series[0][ts]), int(series[1][ts]), int(series[2][ts]))
+
+
+def _unusual(params: DetectorParams) -> str:
+    """The detector's rule in words, for the evidence's rule line."""
+    return (f"{params.persistence} runs in a row at least {params.threshold:g} robust spreads beyond every one of "
+            f"the last {params.window} runs (the run's value or its {params.smooth}-run mean), "
+            f"after {params.warmup} runs of warm-up")
 
 
 def _ms(seconds: float) -> str:

@@ -159,17 +159,15 @@ class CacheConfig(CheckConfig):
     lookback: Duration = 600.0
     """The rolling window of probes that is judged (kept in memory, pooled from history after a restart)."""
     baseline: Duration = 7 * 86400.0
-    """How far back the target's usual values are taken from."""
+    """How old the stored server counters may be that a fresh process (`agent check`) takes rates from."""
     min_probes: int = Field(default=20, ge=1)
     min_slow: int = Field(default=3, ge=1)
     min_slow_share: Percent = 0.01
-    slow_factor: float = Field(default=10.0, gt=1)
-    """The median is also slow when at least half of slow_after and this many times its usual value."""
     hit_ratio_drop: Percent = 0.2
+    """An unusually low hit ratio is a finding when it is at least this far below its usual value."""
     min_lookups: int = Field(default=200, ge=1)
     evictions_min: int = Field(default=100, ge=1)
     """Evictions in one run below this never count as a surge."""
-    evictions_factor: float = Field(default=5.0, gt=1)
     memory_warning: Percent = 0.9
     fragmentation_warning: float = Field(default=1.5, gt=1)
     fragmentation_min_waste: Size = 64e6

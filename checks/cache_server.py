@@ -3,6 +3,8 @@
 Only counters, sizes and command NAMES are kept: never a key name or a value.
 Rates come from two readings of the server's counters (this run and the last
 one, from memory or from the stored history), so `agent check` judges too.
+Whether a hit ratio or an eviction rate is unusual for this server is its
+detector's call; the rules here add the floors that make it matter.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 from agent.api import Severity, format_bytes
+from checks.cache_stats import Unusual
 
 
 OWN_CLIENT_NAME = "forewarn"
@@ -62,10 +65,11 @@ class ServerRules:
     hit_ratio_drop: float = 0.2
     min_lookups: int = 200
     evictions_min: int = 100
-    evictions_factor: float = 5.0
     memory_warning: float = 0.9
     fragmentation_warning: float = 1.5
     fragmentation_min_waste: float = 64e6
+    unusual: str = "unusual for this server"
+    """How the detector decides "unusual", for the rule line of the evidence."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,36 +138,40 @@ def period_hit_ratio(before: Reading | None, now: Reading | None) -> tuple[float
     return (hits / (hits + misses), hits + misses) if hits + misses else None
 
 
-def eviction_rates(points: Sequence[tuple[float, float]]) -> list[float]:
-    """Evictions per second between successive stored counter values (restarts skipped)."""
-    return [(v2 - v1) / (t2 - t1) for (t1, v1), (t2, v2) in zip(points, points[1:]) if t2 > t1 and v2 >= v1]
+def eviction_rate(before: Reading | None, now: Reading | None) -> tuple[int, float] | None:
+    """(entries evicted, seconds) between two readings; None across a restart."""
+    if before is None or now is None or now.evictions < before.evictions or now.at <= before.at:
+        return None
+    return now.evictions - before.evictions, now.at - before.at
 
 
-def judge(stats: ServerStats, before: Reading | None, now: Reading | None, usual_hit_ratio: float | None,
-          usual_eviction_rate: float | None, rules: ServerRules) -> list[Verdict]:
+def judge(stats: ServerStats, before: Reading | None, now: Reading | None, hit_ratio: Unusual,
+          evictions: Unusual, rules: ServerRules) -> list[Verdict]:
+    """Findings of one run; `hit_ratio` and `evictions` are what their detectors said of this run's values."""
     found: list[Verdict] = []
     context = evidence(stats)
     ratio = period_hit_ratio(before, now)
-    if ratio and usual_hit_ratio is not None and ratio[1] >= rules.min_lookups \
-            and usual_hit_ratio - ratio[0] >= rules.hit_ratio_drop:
+    usual_ratio = hit_ratio.usual
+    if ratio and hit_ratio.down and usual_ratio is not None and ratio[1] >= rules.min_lookups \
+            and usual_ratio - ratio[0] >= rules.hit_ratio_drop:
         found.append(Verdict(
-            "cache_hit_ratio_drop", Severity.WARNING, f"hit ratio {ratio[0]:.0%}, usually {usual_hit_ratio:.0%}",
-            {"hit_ratio": ratio[0], "usual_hit_ratio": usual_hit_ratio, "lookups": ratio[1]},
-            {**context, "hit ratio": f"{ratio[0]:.1%} over {ratio[1]:,} lookups (usually {usual_hit_ratio:.1%})",
-             "rule": f"hit ratio at least {rules.hit_ratio_drop:.0%} below its usual value"}))
-    if before is not None and now is not None and now.evictions >= before.evictions and now.at > before.at:
-        evicted, seconds = now.evictions - before.evictions, now.at - before.at
-        rate = evicted / seconds
-        usual = usual_eviction_rate or 0.0
-        if evicted >= rules.evictions_min and rate >= rules.evictions_factor * usual:
-            known = f"usually {usual * 60:,.1f}/min" if usual_eviction_rate is not None else "no usual rate known yet"
-            found.append(Verdict(
-                "cache_evictions_surge", Severity.WARNING, f"{evicted:,} entries evicted in {seconds:.0f}s",
-                {"evicted": evicted, "period_seconds": seconds, "per_minute": rate * 60,
-                 "usual_per_minute": usual * 60 if usual_eviction_rate is not None else None,
-                 "hit_ratio": ratio[0] if ratio else None},
-                {**context, "evictions": f"{evicted:,} in {seconds:.0f}s ({rate * 60:,.1f}/min, {known})",
-                 "rule": f"at least {rules.evictions_min} evictions and {rules.evictions_factor:g}x the usual rate"}))
+            "cache_hit_ratio_drop", Severity.WARNING, f"hit ratio {ratio[0]:.0%}, usually {usual_ratio:.0%}",
+            {"hit_ratio": ratio[0], "usual_hit_ratio": usual_ratio, "lookups": ratio[1]},
+            {**context, "hit ratio": f"{ratio[0]:.1%} over {ratio[1]:,} lookups (usually {usual_ratio:.1%})",
+             "rule": f"hit ratio at least {rules.hit_ratio_drop:.0%} below its usual value, over at least "
+                     f"{rules.min_lookups} lookups, and unusually low: {rules.unusual}"}))
+    period = eviction_rate(before, now)
+    if period and evictions.up and period[0] >= rules.evictions_min:
+        evicted, seconds = period
+        rate, usual = evicted / seconds, evictions.usual or 0.0  # an episode means the detector has a past
+        found.append(Verdict(
+            "cache_evictions_surge", Severity.WARNING, f"{evicted:,} entries evicted in {seconds:.0f}s",
+            {"evicted": evicted, "period_seconds": seconds, "per_minute": rate * 60, "usual_per_minute": usual * 60,
+             "hit_ratio": ratio[0] if ratio else None},
+            {**context, "evictions": f"{evicted:,} in {seconds:.0f}s ({rate * 60:,.1f}/min, usually "
+                                     f"{usual * 60:,.1f}/min)",
+             "rule": f"at least {rules.evictions_min} evictions since the last run, at a rate unusually high: "
+                     f"{rules.unusual}"}))
     memory = stats.memory_ratio
     if memory is not None and memory >= rules.memory_warning:
         found.append(Verdict(

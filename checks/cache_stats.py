@@ -2,7 +2,9 @@
 
 An average hides "slow one time in fifty"; the share of slow probes and the
 high percentiles show it. A finding needs enough probes and a slow share
-clearly above noise, so one hiccup on a busy host raises nothing.
+clearly above noise, so one hiccup on a busy host raises nothing. What is
+"unusual" for a target is the detection engine's call (`watch`), fed one
+point per run.
 """
 
 from __future__ import annotations
@@ -11,6 +13,11 @@ import math
 from collections import deque
 from dataclasses import dataclass
 from typing import Iterable, Sequence
+
+from agent.api import SeriesDetector
+
+UP = ("spike", "shift_up")
+DOWN = ("dip", "shift_down")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +74,22 @@ class Rules:
     min_probes: int = 20
     min_slow: int = 3
     min_slow_share: float = 0.01
-    slow_factor: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Unusual:
+    """What a series' detector says of this run: the episode still open ('' when none), and the usual value."""
+
+    episode: str = ""
+    usual: float | None = None
+
+    @property
+    def up(self) -> bool:
+        return self.episode in UP
+
+    @property
+    def down(self) -> bool:
+        return self.episode in DOWN
 
 
 def quantile(ordered: Sequence[float], q: float) -> float:
@@ -122,14 +144,30 @@ def tally(window: Sequence[Probe], past: Iterable[PastRun], slow_after: float, n
                  since=min([oldest] + [r.at for r in earlier]))
 
 
-def latency_kind(summary: Summary, counts: Tally, usual_median: float | None, rules: Rules) -> str | None:
-    """`cache_slow` when typical requests are slow, `cache_latency_spikes` when only some are."""
+def watch(detector: SeriesDetector, ts: float, value: float) -> Unusual:
+    """Feed this run's value (once per run); the usual value is read first, so it is the past's."""
+    usual = detector.usual()
+    return Unusual(detector.update(ts, value).episode, usual)
+
+
+def watch_seconds(detector: SeriesDetector, ts: float, seconds: float) -> Unusual:
+    """Wait times grow by factors, so the detector sees log seconds; the usual value comes back in seconds."""
+    seen = watch(detector, ts, math.log(max(seconds, 1e-6)))
+    return Unusual(seen.episode, math.exp(seen.usual) if seen.usual is not None else None)
+
+
+def latency_kind(summary: Summary, counts: Tally, median: Unusual, rules: Rules) -> str | None:
+    """`cache_slow` when typical requests are slow, `cache_latency_spikes` when only some are.
+
+    The typical wait is also slow when the target's detector sees its per-run
+    median unusually high and it is at least half of `slow_after`: a jump from
+    0.2 ms to 0.6 ms is news to statistics, not to anyone waiting.
+    """
     if summary.count == 0:
         return None
     if summary.median > rules.slow_after:
         return "cache_slow"
-    if (usual_median is not None and usual_median > 0 and summary.median >= rules.slow_after / 2
-            and summary.median >= rules.slow_factor * usual_median):
+    if median.up and summary.median >= rules.slow_after / 2:
         return "cache_slow"
     if (counts.probes >= rules.min_probes and counts.slow >= rules.min_slow
             and counts.slow_share >= rules.min_slow_share):

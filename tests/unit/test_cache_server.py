@@ -1,9 +1,11 @@
 """Server-side cache evidence: INFO and stats parsed without key names, and when they matter."""
 
-from checks.cache_server import (Reading, ServerRules, ServerStats, eviction_rates, evidence, from_memcached,
+from checks.cache_server import (Reading, ServerRules, ServerStats, eviction_rate, evidence, from_memcached,
                                  from_redis, judge, period_hit_ratio)
+from checks.cache_stats import Unusual
 
 RULES = ServerRules()
+QUIET = Unusual()
 INFO = {"keyspace_hits": "900", "keyspace_misses": "100", "evicted_keys": "5", "used_memory": "950000",
         "maxmemory": "1000000", "maxmemory_policy": "allkeys-lru", "mem_fragmentation_ratio": "1.2",
         "used_memory_rss": "1140000", "connected_clients": "7", "blocked_clients": "1", "latest_fork_usec": "2500"}
@@ -29,40 +31,42 @@ def test_slowlog_keeps_command_names_only_and_leaves_out_our_probes_and_old_entr
 
 def test_memory_near_the_limit_is_information_when_the_cache_evicts_and_a_warning_when_it_refuses_writes():
     lru = from_redis(INFO)
-    assert [(v.kind, v.severity) for v in judge(lru, None, None, None, None, RULES)] == [
+    assert [(v.kind, v.severity) for v in judge(lru, None, None, QUIET, QUIET, RULES)] == [
         ("cache_memory_near_limit", "info")]
     refusing = from_redis({**INFO, "maxmemory_policy": "noeviction"})
-    assert judge(refusing, None, None, None, None, RULES)[0].severity == "warning"
+    assert judge(refusing, None, None, QUIET, QUIET, RULES)[0].severity == "warning"
 
 
 def test_no_memory_limit_means_no_memory_finding():
-    assert judge(from_redis({**INFO, "maxmemory": "0"}), None, None, None, None, RULES) == []
+    assert judge(from_redis({**INFO, "maxmemory": "0"}), None, None, QUIET, QUIET, RULES) == []
 
 
-def test_evictions_surge_against_the_usual_rate():
+def test_evictions_surge_needs_an_unusual_rate_and_enough_evictions():
     stats = from_redis({**INFO, "maxmemory": "0"})
-    before, now = Reading(0, 100, 10, 0), Reading(60, 200, 20, 600)
-    assert kinds(judge(stats, before, now, None, None, RULES)) == ["cache_evictions_surge"]
-    assert kinds(judge(stats, before, now, None, 9.0, RULES)) == []  # 10/s is usual here
-    assert kinds(judge(stats, before, Reading(60, 200, 20, 50), None, None, RULES)) == []  # too few
-    assert kinds(judge(stats, Reading(0, 100, 10, 900), now, None, None, RULES)) == []  # restarted
+    before, now, up = Reading(0, 100, 10, 0), Reading(60, 200, 20, 600), Unusual("shift_up", 0.1)
+    (surge,) = judge(stats, before, now, QUIET, up, RULES)
+    assert surge.kind == "cache_evictions_surge" and surge.facts["usual_per_minute"] == 6.0
+    assert kinds(judge(stats, before, now, QUIET, QUIET, RULES)) == []  # 10/s is not unusual here
+    assert kinds(judge(stats, before, now, QUIET, Unusual("dip", 20.0), RULES)) == []
+    assert kinds(judge(stats, before, Reading(60, 200, 20, 50), QUIET, up, RULES)) == []  # too few
+    assert kinds(judge(stats, Reading(0, 100, 10, 900), now, QUIET, up, RULES)) == []  # restarted
 
 
-def test_hit_ratio_drop_needs_enough_lookups_and_a_clear_fall():
+def test_hit_ratio_drop_needs_an_unusual_dip_enough_lookups_and_a_clear_fall():
     stats = from_redis({**INFO, "maxmemory": "0"})
-    before = Reading(0, 1000, 0, 0)
-    assert kinds(judge(stats, before, Reading(60, 1300, 300, 0), 0.95, None, RULES)) == ["cache_hit_ratio_drop"]
-    assert kinds(judge(stats, before, Reading(60, 1550, 50, 0), 0.95, None, RULES)) == []
-    assert kinds(judge(stats, before, Reading(60, 1010, 90, 0), 0.95, None, RULES)) == []  # 100 lookups
-    assert kinds(judge(stats, before, Reading(60, 1300, 300, 0), None, None, RULES)) == []  # no baseline
+    before, low = Reading(0, 1000, 0, 0), Unusual("shift_down", 0.95)
+    assert kinds(judge(stats, before, Reading(60, 1300, 300, 0), low, QUIET, RULES)) == ["cache_hit_ratio_drop"]
+    assert kinds(judge(stats, before, Reading(60, 1550, 50, 0), low, QUIET, RULES)) == []  # 91%: a small fall
+    assert kinds(judge(stats, before, Reading(60, 1010, 90, 0), low, QUIET, RULES)) == []  # 100 lookups
+    assert kinds(judge(stats, before, Reading(60, 1300, 300, 0), Unusual("", 0.95), QUIET, RULES)) == []
 
 
 def test_fragmentation_matters_only_when_it_wastes_real_memory():
     small = from_redis({**INFO, "maxmemory": "0", "mem_fragmentation_ratio": "9", "used_memory_rss": "9000000"})
-    assert judge(small, None, None, None, None, RULES) == []
+    assert judge(small, None, None, QUIET, QUIET, RULES) == []
     big = from_redis({**INFO, "maxmemory": "0", "used_memory": "200000000", "used_memory_rss": "400000000",
                       "mem_fragmentation_ratio": "2.0"})
-    assert kinds(judge(big, None, None, None, None, RULES)) == ["cache_fragmentation_high"]
+    assert kinds(judge(big, None, None, QUIET, QUIET, RULES)) == ["cache_fragmentation_high"]
 
 
 def test_memcached_stats_map_to_the_same_fields():
@@ -75,8 +79,9 @@ def test_memcached_stats_map_to_the_same_fields():
 def test_hit_ratio_and_eviction_rates_between_readings():
     assert period_hit_ratio(Reading(0, 10, 10, 0), Reading(1, 19, 11, 0)) == (0.9, 10)
     assert period_hit_ratio(Reading(0, 10, 10, 0), Reading(1, 10, 10, 0)) is None
-    assert eviction_rates([(0, 0), (10, 100), (20, 50), (30, 80)]) == [10.0, 3.0]
+    assert eviction_rate(Reading(0, 0, 0, 0), Reading(10, 0, 0, 100)) == (100, 10)
+    assert eviction_rate(Reading(10, 0, 0, 100), Reading(20, 0, 0, 50)) is None  # restarted
 
 
 def test_stats_without_counters_are_fine():
-    assert judge(ServerStats(kind="redis"), None, None, None, None, RULES) == []
+    assert judge(ServerStats(kind="redis"), None, None, QUIET, QUIET, RULES) == []

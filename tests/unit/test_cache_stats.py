@@ -5,7 +5,8 @@ import math
 import pytest
 from hypothesis import given, strategies as st
 
-from checks.cache_stats import (PastRun, Probe, ProbeWindow, Rules, latency_kind, quantile, summarize, tally)
+from checks.cache_stats import (PastRun, Probe, ProbeWindow, Rules, Unusual, latency_kind, quantile, summarize,
+                                tally)
 
 RULES = Rules(slow_after=0.1)
 
@@ -16,9 +17,9 @@ def probes(fast: int, slow: int = 0, *, fast_s: float = 0.0003, slow_s: float = 
     return made + [Probe(at + fast + slow + i, 2.0, ok=False) for i in range(failed)]
 
 
-def judge(window: list[Probe], past=(), usual=None, rules=RULES, now=2000.0):
+def judge(window: list[Probe], past=(), median=Unusual(), rules=RULES, now=2000.0):
     summary = summarize(window, rules.slow_after)
-    return latency_kind(summary, tally(window, past, rules.slow_after, now, 3600), usual, rules)
+    return latency_kind(summary, tally(window, past, rules.slow_after, now, 3600), median, rules)
 
 
 def test_quantiles_interpolate_like_numpy():
@@ -59,10 +60,12 @@ def test_slow_median_is_a_slow_cache_not_spikes():
     assert judge(probes(10, 30)) == "cache_slow"
 
 
-def test_median_far_above_its_usual_value_is_slow_even_below_the_limit():
-    window = probes(100, fast_s=0.06)
-    assert judge(window, usual=0.0004) == "cache_slow"
-    assert judge(window, usual=0.03) is None
+def test_unusually_high_median_is_slow_below_the_limit_only_from_half_of_it():
+    up = Unusual("shift_up", 0.0004)
+    assert judge(probes(100, fast_s=0.06), median=up) == "cache_slow"
+    assert judge(probes(100, fast_s=0.06), median=Unusual("", 0.0004)) is None  # the detector sees nothing unusual
+    assert judge(probes(100, fast_s=0.06), median=Unusual("shift_down", 0.2)) is None
+    assert judge(probes(100, fast_s=0.04), median=up) is None  # 40 ms on a 100 ms budget is nobody's problem
 
 
 def test_earlier_runs_count_where_memory_does_not_reach():
