@@ -1,11 +1,13 @@
-"""Is a bucket's bill growing unusually fast, and what will this month cost?
+"""How fast a bucket's bill grows, whether that is news, and what this month will cost.
 
-Works on one daily series per bucket: what a day of storage costs, in USD.
-Growth is compared week against week (the cost added over the last 7 days
-against the cost added over each earlier 7-day window), so a weekly rhythm —
-quiet weekends, Monday uploads — is inside every window and raises nothing.
-The usual weekly growth is the median of those windows, its spread their MAD:
-a bucket growing at its own usual pace, however fast, is normal.
+Works on one daily series per bucket (or cost scope): what a day of storage
+costs, in USD. Whether the growth is unusual is the detection engine's call:
+one `SeriesDetector` per series, fed each complete UTC day once (the first
+run's weeks of history are its warm-up), which compares the growth rate with
+the series' own past rates and the daily cost with its own recent days, so a
+bucket growing at its usual pace, however fast, a weekly fill-and-empty rhythm
+or a one-day burst raise nothing. `analyse` only describes the growth for the
+notice (the last week against the usual week) and `month_bill` projects the bill.
 """
 
 from __future__ import annotations
@@ -17,28 +19,31 @@ from datetime import datetime, timezone
 from statistics import median
 from typing import Sequence
 
+from agent.api import DetectorParams, SeriesDetector, Verdict
+
 DAY = 86400.0
 WEEK_DAYS = 7
 MIN_BASELINE_WEEKS = 5
-"""Earlier 7-day windows needed before "unusual" means anything (about 3 weeks of history)."""
-MAD_SCALE = 1.4826
-SCORE_LIMIT = 4.0
-"""How many spreads above the usual weekly growth the last week must be."""
-RATIO_LIMIT = 1.5
-"""...and how many times the usual growth, so tiny wobbles of a flat bucket stay quiet."""
-RELATIVE_FLOOR = 0.002
-"""The spread is never taken below 0.2% of the level a week ago: rounding, not growth."""
+"""Earlier 7-day windows needed before a "usual week" is worth naming (about 3 weeks of history)."""
+BASE = DetectorParams(window=60, warmup=21, threshold=5.0, smooth=3, cooldown=14, seasonal=False, trend_span=7,
+                      trend_threshold=4.0, trend_persistence=2)
+"""`medium` for one point a day. Two months of days as the baseline: growth must also move the
+cost beyond the window's spread, and over a longer window of a growing bucket that spread hides
+a pace five times the usual. Three weeks of warm-up (a first run's backlog covers it), the growth
+rate as the median rise of the last 7 days (4 days of a new pace move it, a burst does not),
+2 days at that rate, and two weeks between notices. No hour-of-week profile for daily points."""
+GROWING = frozenset({"trend", "shift_up", "spike"})
 
 
 @dataclass(frozen=True, slots=True)
 class Growth:
-    """The recent week against the bucket's own history; costs in USD per day."""
+    """The recent week against the bucket's own earlier weeks; costs in USD per day. Describes, never decides."""
 
     level: float
     level_week_ago: float
     recent_week: float
     usual_week: float | None
-    spread: float | None
+    """Median cost added per earlier 7-day window (None with too little history)."""
     baseline_weeks: int
     last_day: float
     """Timestamp (UTC midnight) of the newest day in the series."""
@@ -49,25 +54,72 @@ class Growth:
         return self.recent_week / WEEK_DAYS
 
     @property
-    def score(self) -> float | None:
-        if self.usual_week is None or not self.spread:
-            return None
-        return (self.recent_week - self.usual_week) / self.spread
-
-    @property
     def monthly_growth_ratio(self) -> float:
         """Growth over a month at the last week's pace, as a share of the level a week ago."""
         if self.level_week_ago <= 0:
             return math.inf if self.recent_week > 0 else 0.0
         return self.recent_week * (30.0 / WEEK_DAYS) / self.level_week_ago
 
+
+@dataclass(frozen=True, slots=True)
+class Pace:
+    """What the detection engine makes of a daily cost series once the new complete days are learnt."""
+
+    episode: str
+    """Kind of the open episode: trend, shift_up, spike (growth), shift_down, dip; '' when none."""
+    days: int
+    """Days the open episode has lasted, its first day included (0 without one)."""
+    since: float | None
+    """The day the open episode began (UTC midnight)."""
+    usual: float | None
+    """The detector's usual daily cost, USD (median of its window)."""
+    fed: int
+    """Complete days learnt in this run."""
+    newest: Verdict | None
+    """The verdict on the newest day learnt in this run."""
+    params: DetectorParams
+
     @property
-    def unusual(self) -> bool:
-        """Clearly faster than this bucket's own usual weekly growth."""
-        score = self.score
-        if score is None or self.recent_week <= 0 or self.usual_week is None:
-            return False
-        return score >= SCORE_LIMIT and self.recent_week >= RATIO_LIMIT * max(self.usual_week, 0.0)
+    def growing(self) -> bool:
+        """A change of pace, or a step up in the daily cost that outlived its first day.
+
+        A one-day burst opens a spike episode that ends the next day, when the
+        cost is back; a step up that stays, or a rise that goes on, keeps it open.
+        """
+        if self.episode == "trend":
+            return True
+        return self.episode in GROWING and self.days >= 2
+
+
+def follow(detector: SeriesDetector, points: Sequence[tuple[float, float]], today: float) -> Pace:
+    """Feed the detector the complete days it has not learnt yet, oldest first.
+
+    Never today (its cost can still change) and never a day twice: only days
+    after `detector.last_ts`. On a first run that is the whole stored history.
+    """
+    fed, newest = 0, None
+    for day, usd in daily(points):
+        if day >= today:
+            break
+        if detector.last_ts is None or day > detector.last_ts:
+            newest = detector.update(day, usd)
+            fed += 1
+    days = _episode_days(detector)
+    since = detector.last_ts - (days - 1) * DAY if days and detector.last_ts is not None else None
+    return Pace(detector.episode, days, since, detector.usual(), fed, newest, detector.params)
+
+
+def unusual(pace: Pace, growth: Growth | None) -> bool:
+    """The engine sees the bill growing faster than its own past, and the last 7 days did add more than a
+    usual week (the business floor: a step up stops being news once it is a week old)."""
+    if not pace.growing or growth is None:
+        return False
+    return growth.recent_week > max(growth.usual_week or 0.0, 0.0)
+
+
+def _episode_days(detector: SeriesDetector) -> int:
+    """How many points the open episode has lasted: its alert opened it, so the policy's count since then."""
+    return detector.policy.since_alert + 1 if detector.episode else 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +153,7 @@ def daily(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
 
 
 def analyse(points: Sequence[tuple[float, float]]) -> Growth | None:
-    """The growth of a daily cost series; None with fewer than two days."""
+    """The growth of a daily cost series, for the notice; None with fewer than two days."""
     series = daily(points)
     if len(series) < 2:
         return None
@@ -110,12 +162,8 @@ def analyse(points: Sequence[tuple[float, float]]) -> Growth | None:
     lag = min(WEEK_DAYS, last)
     recent = (values[last] - values[last - lag]) * WEEK_DAYS / lag
     weeks = [values[t] - values[t - WEEK_DAYS] for t in range(WEEK_DAYS, last - WEEK_DAYS + 1)]
-    usual = spread = None
-    if len(weeks) >= MIN_BASELINE_WEEKS:
-        usual = median(weeks)
-        mad = MAD_SCALE * median(abs(w - usual) for w in weeks)
-        spread = max(mad, 0.1 * abs(usual), RELATIVE_FLOOR * abs(values[last - lag]), 1e-9)
-    return Growth(values[last], values[last - lag], recent, usual, spread, len(weeks), series[-1][0])
+    usual = median(weeks) if len(weeks) >= MIN_BASELINE_WEEKS else None
+    return Growth(values[last], values[last - lag], recent, usual, len(weeks), series[-1][0])
 
 
 def month_bill(points: Sequence[tuple[float, float]], growth: Growth, now: float) -> MonthBill:

@@ -2,9 +2,10 @@
 
 Every few hours, for every bucket: a daily series of what its storage costs
 (from CloudWatch's S3 storage metrics, Cost Explorer, or a listing of any
-S3-compatible endpoint), kept in the agent's history; its growth compared
-with its own usual weekly growth; this month's bill projected at the current
-pace; and, when it grows, the reasons (temporary files nobody expires,
+S3-compatible endpoint), kept in the agent's history; whether it grows faster
+than its own past, the detection engine's call on that series (one detector
+per bucket or cost scope, fed each complete day once); this month's bill
+projected at the current pace; and, when it grows, the reasons (temporary files nobody expires,
 unfinished uploads, old versions, a growing folder) with their share and
 their monthly cost. `suggest_lifecycle` turns those reasons into a lifecycle
 configuration for a person to review and apply; nothing is applied here.
@@ -13,6 +14,7 @@ configuration for a person to review and apply; nothing is applied here.
 from __future__ import annotations
 
 import re
+from datetime import datetime, timezone
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, ClassVar, Literal, Mapping
 
@@ -24,7 +26,8 @@ from checks import cloud_aws as aws
 from checks.cloud_aws import Clients, Denied, NoSuchBucket, make_clients
 from checks.cloud_causes import (DEFAULT_TEMP_PATTERNS, Cause, Findings, Inventory, InventoryBuilder, Lifecycle, Usage,
                                  causes, growth_per_month, is_prefix, lifecycle_configuration, temp_location)
-from checks.cloud_growth import DAY, WEEK_DAYS, Growth, MonthBill, analyse, daily, month_bill
+from checks.cloud_growth import (BASE, DAY, WEEK_DAYS, Growth, MonthBill, Pace, analyse, daily, follow, month_bill,
+                                 unusual)
 from checks.cloud_prices import CLASSES, CLOUDWATCH_TYPES, DAYS_PER_MONTH, OTHER, PriceBook, class_of_usage_type
 
 BYTES = Metric("cloud_storage_bytes", "bytes", "Bytes stored in a bucket per storage class, one value per day.")
@@ -114,6 +117,18 @@ class Subject:
     name: str
     labels: Mapping[str, str]
     buckets: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Assessment:
+    """The bill side of one judgement, before any bucket is inspected."""
+
+    growth: Growth | None
+    bill: MonthBill | None
+    pace: Pace
+    growth_rules: tuple[str, ...]
+    """Why the growth is news (a `storage_cost_growth` finding); empty when it is not."""
+    over_budget: bool
 
 
 @dataclass
@@ -373,16 +388,8 @@ class CloudStorageCheck:
                sizes: list[tuple[float, float]], inventories: Mapping[str, Inventory | None], denied: list[Denied],
                cycle: _Cycle) -> None:
         cfg, money = self.config, self.prices.money
-        growth = analyse(series)
-        bill = month_bill(series, growth, now) if growth else None
-        rules = []
-        if growth and growth.unusual:
-            rules.append(f"last 7 days' growth {growth.score:.1f} spreads above the usual weekly growth "
-                         f"(median/MAD of {growth.baseline_weeks} earlier 7-day windows), and >= 1.5x it")
-        if growth and cfg.growth_warning is not None and growth.recent_week > 0 \
-                and growth.monthly_growth_ratio >= cfg.growth_warning:
-            rules.append(f"growth at the last week's pace >= {cfg.growth_warning:.0%} per month")
-        over = bool(bill and cfg.monthly_budget is not None and money(bill.projected) > cfg.monthly_budget)
+        judged = self.assess(ctx, subject, series, now)
+        growth, bill, rules, over = judged.growth, judged.bill, judged.growth_rules, judged.over_budget
         if bill:
             cycle.observations.append(PROJECTED.observe(money(bill.projected), {**subject.labels, "currency": cfg.currency}, now))
 
@@ -403,7 +410,7 @@ class CloudStorageCheck:
         explained.sort(key=lambda c: (-c.share, -c.monthly_cost, c.where))
 
         facts = self._facts(subject, growth, bill, sizes, explained)
-        evidence = self._evidence(subject, growth, bill, sizes, explained, found_by_bucket)
+        evidence = self._evidence(subject, judged, sizes, explained, found_by_bucket)
         labels, name = dict(subject.labels), subject.name
         findings = []
         if rules:
@@ -436,6 +443,34 @@ class CloudStorageCheck:
         summary = (f"{money(growth.level * DAYS_PER_MONTH):,.2f} {cfg.currency}/month now, "
                    f"{money(rise):+,.2f} over 7 days" if growth else "not enough history yet (needs 2 days)")
         cycle.statuses.append(ResourceStatus(name, worst, summary, labels))
+
+    def assess(self, ctx: Context, subject: Subject, series: list[tuple[float, float]], now: float) -> Assessment:
+        """Feed the subject's detector its new complete days, then judge the growth and the month's bill."""
+        cfg = self.config
+        detector = ctx.detectors.get(f"{subject.name}/{cfg.source}", cfg.detector_params(BASE))
+        pace = follow(detector, series, _day(now))
+        growth = analyse(series)
+        bill = month_bill(series, growth, now) if growth else None
+        rules = []
+        if unusual(pace, growth):
+            rules.append(self._pace_rule(pace))
+        if growth and cfg.growth_warning is not None and growth.recent_week > 0 \
+                and growth.monthly_growth_ratio >= cfg.growth_warning:
+            rules.append(f"growth at the last week's pace >= {cfg.growth_warning:.0%} per month")
+        over = bool(bill and cfg.monthly_budget is not None and self.prices.money(bill.projected) > cfg.monthly_budget)
+        return Assessment(growth, bill, pace, tuple(rules), over)
+
+    def _pace_rule(self, pace: Pace) -> str:
+        params, since = pace.params, _date(pace.since)
+        if pace.episode == "trend":
+            seen = (f"growth rate (median daily rise of the last {params.trend_span} days) at least "
+                    f"{params.trend_threshold:g} robust spreads above its own past daily growth for "
+                    f"{params.trend_persistence} days, since {since}")
+        else:
+            seen = (f"daily cost stepped up at least {params.threshold:g} robust spreads above its last "
+                    f"{params.window} days ({pace.episode}) and stayed up {pace.days} days, since {since}")
+        return (f"{seen}; the last 7 days added more than a usual week "
+                f"(detection engine, sensitivity {self.config.sensitivity})")
 
     def _denied(self, cycle: _Cycle, name: str, denied: list[Denied]) -> None:
         """IT only: the labels match no business resource, so no department hears about permissions."""
@@ -486,10 +521,9 @@ class CloudStorageCheck:
                           "month_end": bill.month_end})
         return facts
 
-    def _evidence(self, subject: Subject, growth: Growth | None, bill: MonthBill | None,
-                  sizes: list[tuple[float, float]], explained: list[Cause],
-                  found: Mapping[str, tuple[Findings, bool]]) -> dict[str, str]:
-        cfg = self.config
+    def _evidence(self, subject: Subject, judged: Assessment, sizes: list[tuple[float, float]],
+                  explained: list[Cause], found: Mapping[str, tuple[Findings, bool]]) -> dict[str, str]:
+        cfg, growth, bill = self.config, judged.growth, judged.bill
         where = f"source {cfg.source}, region {cfg.region}" + (f", endpoint {cfg.endpoint_url}" if cfg.endpoint_url else "")
         evidence = {"bucket": f"{subject.name} ({where})"}
         if sizes:
@@ -498,9 +532,10 @@ class CloudStorageCheck:
         if growth:
             usual = "n/a (history too short)" if growth.usual_week is None else \
                 (f"{_usd(growth_per_month(growth.usual_week))}/month per week "
-                 f"(spread {_usd(growth_per_month(growth.spread or 0))}, score {growth.score:.1f})")
+                 f"(median of {growth.baseline_weeks} earlier 7-day windows)")
             evidence["cost"] = (f"{_usd(growth.level * DAYS_PER_MONTH)}/month now, "
                                 f"{_usd(growth.level_week_ago * DAYS_PER_MONTH)}/month 7 days ago; usual weekly rise {usual}")
+        evidence["detector"] = self._detector_evidence(judged.pace)
         if bill:
             evidence["bill"] = (f"month to date {_usd(bill.month_to_date)}, projected {_usd(bill.projected)}, "
                                 f"next month {_usd(bill.next_month)}"
@@ -528,6 +563,16 @@ class CloudStorageCheck:
         evidence["fix"] = "; ".join(f"agent suggest lifecycle {b}" for b in subject.buckets) + \
             " (prints the rules; review, then apply with aws s3api put-bucket-lifecycle-configuration)"
         return evidence
+
+    def _detector_evidence(self, pace: Pace) -> str:
+        """What the detection engine saw, for the next engineer."""
+        newest = pace.newest
+        seen = (f"{pace.fed} new day(s) learnt, the newest scored {newest.score:.2f}"
+                + (f" ({newest.kind})" if newest.kind else "") if newest else "no new complete day since the last run")
+        usual = f"usual daily cost {_usd(pace.usual)}" if pace.usual is not None else "no day learnt yet"
+        episode = f"{pace.episode} episode since {_date(pace.since)}" if pace.episode else "no open episode"
+        return (f"{seen}; {episode}; {usual}; sensitivity {self.config.sensitivity}, "
+                f"warm-up {pace.params.warmup} days")
 
     # ------------------------------------------------------------ suggest
 
@@ -561,6 +606,10 @@ class CloudStorageCheck:
 
 def _day(ts: float) -> float:
     return (ts // DAY) * DAY
+
+
+def _date(ts: float | None) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d") if ts is not None else "?"
 
 
 def _week_added(sizes: list[tuple[float, float]]) -> float:
