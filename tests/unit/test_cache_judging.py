@@ -162,3 +162,18 @@ def test_one_burst_of_evictions_is_not_a_surge():
 def test_evictions_unusual_but_few_are_not_a_surge():
     replay = warmed()
     assert "cache_evictions_surge" not in flat(replay.runs(20, evicted=60))  # 6x the usual, under evictions_min
+
+
+def test_a_cache_that_never_evicted_surges_once_evictions_last():
+    replay = Replay(DetectorBank())
+    assert not flat(replay.runs(WARM, evicted=0))
+    high = replay.runs(5, evicted=3000)
+    assert "cache_evictions_surge" not in flat(high[:2]) and "cache_evictions_surge" in high[-1]
+    assert replay.findings[0].facts["usual_per_minute"] == 0
+
+
+def test_one_burst_on_a_cache_that_never_evicted_is_not_a_surge():
+    replay = Replay(DetectorBank())
+    replay.runs(WARM, evicted=0)
+    assert replay.run(evicted=3000) == []
+    assert not flat(replay.runs(20, evicted=0))
