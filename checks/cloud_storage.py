@@ -467,8 +467,9 @@ class CloudStorageCheck:
                     f"{params.trend_threshold:g} robust spreads above its own past daily growth for "
                     f"{params.trend_persistence} days, since {since}")
         else:
-            seen = (f"daily cost stepped up at least {params.threshold:g} robust spreads above its last "
-                    f"{params.window} days ({pace.episode}) and stayed up {pace.days} days, since {since}")
+            what = "daily cost" if pace.episode == "spike" else f"{params.smooth}-day mean of the daily cost"
+            seen = (f"{what} rose beyond all of its past days (up to {params.window}), at least {params.threshold:g} "
+                    f"robust spreads above their median ({pace.episode}), and stayed up {pace.days} days, since {since}")
         return (f"{seen}; the last 7 days added more than a usual week "
                 f"(detection engine, sensitivity {self.config.sensitivity})")
 
@@ -569,7 +570,8 @@ class CloudStorageCheck:
         newest = pace.newest
         seen = (f"{pace.fed} new day(s) learnt, the newest scored {newest.score:.2f}"
                 + (f" ({newest.kind})" if newest.kind else "") if newest else "no new complete day since the last run")
-        usual = f"usual daily cost {_usd(pace.usual)}" if pace.usual is not None else "no day learnt yet"
+        usual = f"usual daily cost {_usd(pace.usual)} (median of the days learnt)" if pace.usual is not None \
+            else "no day learnt yet"
         episode = f"{pace.episode} episode since {_date(pace.since)}" if pace.episode else "no open episode"
         return (f"{seen}; {episode}; {usual}; sensitivity {self.config.sensitivity}, "
                 f"warm-up {pace.params.warmup} days")

@@ -25,6 +25,7 @@ import pytest
 import yaml
 
 from agent.api import Context
+from agent.detect.bank import DetectorBank
 from agent.store import Store
 from checks.cloud_aws import make_clients
 from checks.cloud_storage import CloudStorageCheck, CloudStorageConfig
@@ -351,29 +352,35 @@ class Counted:
 
 def test_listing_builds_daily_history_and_finds_the_jump(fresh_moto: MotoServer, tmp_path: Path,
                                                         aws_env: None) -> None:
-    """Any S3-compatible endpoint: one snapshot a day builds the history; the last week's temp files stand out."""
+    """Any S3-compatible endpoint: one snapshot a day builds the history; the last week's temp files stand out.
+
+    The detector learns a day once it is over (today's snapshot can still change) and a growth rate is
+    the median rise of 7 days, so the faster pace that starts on day 24 is news on day 29's run, once
+    5 days of it are learnt: two more runs than when the check judged today's snapshot by itself.
+    """
     s3 = fresh_moto.client("s3")
     s3.create_bucket(Bucket="lab-results")
     config = CloudStorageConfig(source="listing", endpoint_url=fresh_moto.endpoint_url, buckets=["lab-results"],
                                 growth_warning=None)
     check = CloudStorageCheck(config)
-    store = Store(tmp_path)
+    store, bank = Store(tmp_path), DetectorBank()  # one bank for all runs, as the daemon keeps it
     try:
-        start = today() - 27 * DAY + 3600
-        for day in range(28):
+        start = today() - 29 * DAY + 3600
+        for day in range(30):
             put_objects(s3, "lab-results", f"results/day{day:02d}-", 2, 2_000)
             if day >= 24:
                 put_objects(s3, "lab-results", f"results/scratch/day{day:02d}-", 10, 4_000)
             now = start + day * DAY
-            result = check.run(Context(now=lambda: now, history=store, hostname="fw-test"))
+            result = check.run(Context(now=lambda: now, history=store, hostname="fw-test", detectors=bank))
             store.record(result.observations)
             if day < 24:
                 assert result.findings == (), (day, result.findings)
         growth = {f.kind: f for f in result.findings}["storage_cost_growth"]
+        assert "detection engine" in growth.evidence["rule"]
         causes = {c["kind"]: c for c in growth.facts["causes"]}
-        assert causes["temp_files"]["where"] == "results/scratch/" and causes["temp_files"]["count"] == 40
+        assert causes["temp_files"]["where"] == "results/scratch/" and causes["temp_files"]["count"] == 60
         assert len(store.series("cloud_storage_bytes", {"bucket": "lab-results", "storage_class": "STANDARD"},
-                                start - DAY)) == 28
+                                start - DAY)) == 30
     finally:
         store.close()
 

@@ -141,7 +141,7 @@ def test_step_up_that_stays_raises_storage_cost_growth_until_it_is_a_week_old():
     values = pace(60, 2.0, seed=5) + [v + 300.0 for v in pace(14, 2.0, seed=6, level=1120.0)]
     runs = daily_runs(values)
     assert raised(runs) == [62, 63, 64, 65, 66, 67]  # from its second day, while it is in the last 7 days
-    assert "stepped up" in runs[62].growth_rules[0]
+    assert "(spike), and stayed up 2 days" in runs[62].growth_rules[0]
 
 
 def test_absolute_growth_warning_still_applies_before_the_engine_has_learnt_anything():
