@@ -180,6 +180,7 @@ def cloudwatch_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[d
         document = json.loads(result.stdout)
         document["_seconds"] = time.monotonic() - started
         document["_exit"] = result.returncode
+        document["_config"] = str(config)
         yield document, moto
 
 
@@ -231,6 +232,20 @@ def test_temporary_files_without_a_cleanup_rule_are_reported_even_without_growth
     assert [(c["kind"], c["where"], c["count"], c["bytes"]) for c in causes] == [("temp_files", "tmp/", 5, 10_000_000)]
     assert "“tmp/”里无人清理的临时文件" in notice_for(document, "radiology")["body"]
     assert findings_of(document, "scratch-ruled") == {}  # the same files, expired by a rule
+
+
+def test_second_run_restores_the_detectors_and_keeps_the_incidents_open(
+        cloudwatch_run: tuple[dict, MotoServer]) -> None:
+    """Detector state lives in the state database: the same day's second run learns nothing twice."""
+    document, moto = cloudwatch_run
+    result = run_agent(["check", "cloud_storage", "-c", document["_config"], "--json"], moto.env())
+    again = json.loads(result.stdout)
+    assert {(f["resource"], f["kind"]) for f in again["findings"]} == \
+        {(f["resource"], f["kind"]) for f in document["findings"]}
+    first = findings_of(document, "acme-reports")["storage_cost_growth"]["evidence"]["detector"]
+    second = findings_of(again, "acme-reports")["storage_cost_growth"]["evidence"]["detector"]
+    assert first.startswith("30 new day(s) learnt") and "spike episode since" in first
+    assert second.startswith("no new complete day since the last run") and "spike episode since" in second
 
 
 def test_bucket_growing_at_its_usual_pace_raises_nothing(cloudwatch_run: tuple[dict, MotoServer]) -> None:
