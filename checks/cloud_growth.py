@@ -32,7 +32,7 @@ cost beyond the window's spread, and over a longer window of a growing bucket th
 a pace five times the usual. Three weeks of warm-up (a first run's backlog covers it), the growth
 rate as the median rise of the last 7 days (4 days of a new pace move it, a burst does not),
 2 days at that rate, and two weeks between notices. No hour-of-week profile for daily points."""
-GROWING = frozenset({"trend", "shift_up", "spike"})
+STEP_UP = frozenset({"shift_up", "spike"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +66,7 @@ class Pace:
     """What the detection engine makes of a daily cost series once the new complete days are learnt."""
 
     episode: str
-    """Kind of the open episode: trend, shift_up, spike (growth), shift_down, dip; '' when none."""
+    """Kind of the open episode: trend, shift_up or spike (growth), shift_down or dip; '' when none."""
     days: int
     """Days the open episode has lasted, its first day included (0 without one)."""
     since: float | None
@@ -86,9 +86,7 @@ class Pace:
         A one-day burst opens a spike episode that ends the next day, when the
         cost is back; a step up that stays, or a rise that goes on, keeps it open.
         """
-        if self.episode == "trend":
-            return True
-        return self.episode in GROWING and self.days >= 2
+        return self.episode == "trend" or (self.episode in STEP_UP and self.days >= 2)
 
 
 def follow(detector: SeriesDetector, points: Sequence[tuple[float, float]], today: float) -> Pace:
@@ -110,8 +108,10 @@ def follow(detector: SeriesDetector, points: Sequence[tuple[float, float]], toda
 
 
 def unusual(pace: Pace, growth: Growth | None) -> bool:
-    """The engine sees the bill growing faster than its own past, and the last 7 days did add more than a
-    usual week (the business floor: a step up stops being news once it is a week old)."""
+    """News: the engine sees growth beyond the bill's own past, and the last 7 days added more than a usual week.
+
+    The second half is the business floor: a step up stops being news once it is a week old.
+    """
     if not pace.growing or growth is None:
         return False
     return growth.recent_week > max(growth.usual_week or 0.0, 0.0)

@@ -5,17 +5,17 @@ Every few hours, for every bucket: a daily series of what its storage costs
 S3-compatible endpoint), kept in the agent's history; whether it grows faster
 than its own past, the detection engine's call on that series (one detector
 per bucket or cost scope, fed each complete day once); this month's bill
-projected at the current pace; and, when it grows, the reasons (temporary files nobody expires,
-unfinished uploads, old versions, a growing folder) with their share and
-their monthly cost. `suggest_lifecycle` turns those reasons into a lifecycle
+projected at the current pace; and, when it grows, the reasons (temporary
+files nobody expires, unfinished uploads, old versions, a growing folder) with
+their share and their monthly cost. `suggest_lifecycle` turns those reasons into a lifecycle
 configuration for a person to review and apply; nothing is applied here.
 """
 
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
 from typing import Any, Callable, ClassVar, Literal, Mapping
 
 from pydantic import Field, PositiveFloat, field_validator, model_validator
@@ -461,6 +461,7 @@ class CloudStorageCheck:
         return Assessment(growth, bill, pace, tuple(rules), over)
 
     def _pace_rule(self, pace: Pace) -> str:
+        """The engine's reason, in the words of its parameters (as this check's sensitivity set them)."""
         params, since = pace.params, _date(pace.since)
         if pace.episode == "trend":
             seen = (f"growth rate (median daily rise of the last {params.trend_span} days) at least "
@@ -567,14 +568,17 @@ class CloudStorageCheck:
 
     def _detector_evidence(self, pace: Pace) -> str:
         """What the detection engine saw, for the next engineer."""
-        newest = pace.newest
-        seen = (f"{pace.fed} new day(s) learnt, the newest scored {newest.score:.2f}"
-                + (f" ({newest.kind})" if newest.kind else "") if newest else "no new complete day since the last run")
-        usual = f"usual daily cost {_usd(pace.usual)} (median of the days learnt)" if pace.usual is not None \
-            else "no day learnt yet"
+        newest, params = pace.newest, pace.params
+        seen = "no new complete day since the last run"
+        if newest:
+            seen = f"{pace.fed} new day(s) learnt, the newest scored {newest.score:.2f}" + \
+                (f" ({newest.kind})" if newest.kind else "")
+        usual = "no day learnt yet"
+        if pace.usual is not None:
+            usual = f"usual daily cost {_usd(pace.usual)} (median of up to {params.window} days learnt)"
         episode = f"{pace.episode} episode since {_date(pace.since)}" if pace.episode else "no open episode"
         return (f"{seen}; {episode}; {usual}; sensitivity {self.config.sensitivity}, "
-                f"warm-up {pace.params.warmup} days")
+                f"warm-up {params.warmup} days")
 
     # ------------------------------------------------------------ suggest
 
