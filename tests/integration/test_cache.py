@@ -154,6 +154,29 @@ def test_memcached_behind_a_stalling_proxy_shows_spikes_with_a_normal_median(slo
     assert slow_memcached.delayed >= 3
 
 
+def test_memcached_turning_steadily_slow_after_a_quiet_spell_is_a_slow_cache(slow_memcached, tmp_path):
+    slow_memcached.schedule = lambda n: 0.0
+    # A short warm-up and a short judged window, so a minute of runs shows what an hour of runs would.
+    config = CacheCheck.Config.model_validate({"probes": 10, "window": "0.25s", "interval": "0.5s",
+                                               "lookback": "2s", "detector": {"warmup": 10}, "targets": [
+        {"name": "sessions", "url": f"memcached://127.0.0.1:{slow_memcached.port}", "slow_after": "100ms"}]})
+    check, store, bank = CacheCheck(config), Store(tmp_path), DetectorBank()
+    try:
+        quiet = [run_in_process(check, store, bank) for _ in range(20)]
+        slow_memcached.schedule = lambda n: 0.06  # every answer now waits 60 ms more: 100x usual, > half the limit
+        slow = [run_in_process(check, store, bank) for _ in range(8)]
+    finally:
+        check.close()
+        store.close()
+    assert not any(result.findings for result in quiet)
+    assert "cache_slow" not in kinds(slow[0].findings)  # one slow run is not yet a slow cache
+    found = [f for result in slow for f in result.findings if f.kind == "cache_slow"]
+    assert found, [kinds(result.findings) for result in slow]
+    facts = found[-1].facts
+    assert 0.05 <= facts["median_seconds"] < 0.1 and facts["usual_median_seconds"] < 0.01
+    assert "unusually high" in found[-1].evidence["rule"]
+
+
 # ------------------------------------------------------------------ unreachable
 
 
