@@ -102,7 +102,7 @@ def follow(detector: SeriesDetector, points: Sequence[tuple[float, float]], toda
         if detector.last_ts is None or day > detector.last_ts:
             newest = detector.update(day, usd)
             fed += 1
-    days = _episode_days(detector)
+    days = detector.episode_length()
     since = detector.last_ts - (days - 1) * DAY if days and detector.last_ts is not None else None
     return Pace(detector.episode, days, since, detector.usual(), fed, newest, detector.params)
 
@@ -115,11 +115,6 @@ def unusual(pace: Pace, growth: Growth | None) -> bool:
     if not pace.growing or growth is None:
         return False
     return growth.recent_week > max(growth.usual_week or 0.0, 0.0)
-
-
-def _episode_days(detector: SeriesDetector) -> int:
-    """How many points the open episode has lasted: its alert opened it, so the policy's count since then."""
-    return detector.policy.since_alert + 1 if detector.episode else 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -104,6 +104,10 @@ class SeriesDetector:
             self.episode = self._lasting(z_level, level_up, z_shift, shift_up, z_trend)
         return Verdict(best / (best + threshold), alert, kind, self.episode)
 
+    def episode_length(self) -> int:
+        """Points the open episode has lasted, its opening point included (0 when none is open)."""
+        return self.policy.since_alert + 1 if self.episode else 0
+
     def usual(self) -> float | None:
         """The series' typical value: median of its bounded history (rhythm removed); None before any point."""
         ordered = self.level.ordered

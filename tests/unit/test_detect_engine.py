@@ -212,3 +212,14 @@ def test_state_of_another_version_is_refused():
     state["version"] = 999
     with pytest.raises(ValueError, match="version"):
         SeriesDetector.from_state(state)
+
+
+def test_episode_length_counts_the_points_of_the_open_episode():
+    detector = SeriesDetector()
+    values = noise(2200)
+    for i in range(2000, 2200):
+        values[i] += 8.0
+    run(values[:2000], detector)
+    assert detector.episode_length() == 0
+    run(values[2000:2010], detector, start=2000)
+    assert detector.episode and detector.episode_length() == 10
