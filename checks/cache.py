@@ -151,16 +151,16 @@ class CacheCheck:
         if fresh:
             observations.append(CONNECT.observe(median(fresh), labels, now))
         past = self._past_runs(labels, ctx, now)
-        usual = watch_seconds(ctx.detectors.get(f"{target.name}/median", self.params), now, cycle.median)
+        seen = watch_seconds(ctx.detectors.get(f"{target.name}/median", self.params), now, cycle.median)
         state.window.add(outcome.probes)
         recent = state.window.recent(now)
         judged = summarize(recent, target.slow_after)
         counts = tally(recent, past, target.slow_after, now, self.config.lookback)
         span = max(now - counts.since, outcome.seconds)
         findings = []
-        kind = latency_kind(judged, counts, usual, state.rules)
+        kind = latency_kind(judged, counts, seen, state.rules)
         if kind:
-            findings.append(self._latency(kind, target, judged, counts, usual, fresh, span, outcome.stats))
+            findings.append(self._latency(kind, target, judged, counts, seen, fresh, span, outcome.stats))
         if outcome.stats:
             seen, found = self._server(target, outcome.stats, state, ctx, now)
             observations += seen
@@ -175,12 +175,12 @@ class CacheCheck:
         ratios = dict(ctx.history.series(SLOW_RATIO.name, labels, since))
         return [PastRun(ts, int(n), round(ratios[ts] * n)) for ts, n in counts.items() if ts in ratios and ts < now]
 
-    def _latency(self, kind: str, target: Target, judged: Summary, counts: Tally, usual: Unusual,
+    def _latency(self, kind: str, target: Target, judged: Summary, counts: Tally, seen: Unusual,
                  fresh: list[float], span: float, stats: ServerStats | None) -> Finding:
         facts = {"target": target.name, "kind": target.kind, "probes": counts.probes, "slow_probes": counts.slow,
                  "slow_share": counts.slow_share, "slow_after_seconds": target.slow_after,
                  "median_seconds": judged.median, "worst_seconds": judged.max, "span_seconds": span,
-                 "usual_median_seconds": usual.usual, "failed_probes": judged.failed}
+                 "usual_median_seconds": seen.usual, "failed_probes": judged.failed}
         shown = {
             "endpoint": f"{target.name} ({target.url})",
             "probes": f"{counts.probes} over {format_duration(span)}, {counts.slow} slower than "
@@ -190,12 +190,12 @@ class CacheCheck:
         }
         if fresh:
             shown["new connections"] = f"{len(fresh)} in the last run, median {_ms(median(fresh))} to connect and answer"
-        if usual.usual is not None:
-            shown["usual median"] = f"{_ms(usual.usual)} (per-run medians of the last {self.params.window} runs)"
+        if seen.usual is not None:
+            shown["usual median"] = f"{_ms(seen.usual)} (per-run medians of the last {self.params.window} runs)"
         if kind == "cache_slow":
             rule = f"median above {_ms(target.slow_after)}" if judged.median > target.slow_after else (
                 f"median at least half of {_ms(target.slow_after)} while the per-run median is unusually high "
-                f"({usual.episode}): {self.server_rules.unusual}")
+                f"({seen.episode}): {self.server_rules.unusual}")
             summary = f"{target.name}: typical wait {_ms(judged.median)} (slow after {_ms(target.slow_after)})"
         else:
             rule = (f"median below {_ms(target.slow_after)} while at least {self.config.min_slow} probes and "
