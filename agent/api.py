@@ -22,7 +22,7 @@ from agent.units import format_bytes, format_duration, parse_duration, parse_per
 
 __all__ = [  # what plugins may use; anything else in agent/ is the engine's own
     "ForewarnError", "ConfigError", "StateError", "CheckError", "NotifyError",
-    "Duration", "Percent", "Size", "CheckConfig", "NotifierConfig",
+    "Duration", "Percent", "Size", "CheckConfig", "DetectionConfig", "NotifierConfig",
     "Status", "Severity", "Metric", "Observation", "Forecast", "Finding", "ResourceStatus", "CheckResult",
     "History", "Context", "Check", "Notice", "Delivery", "Notifier",
     "DetectorParams", "SeriesDetector", "Verdict", "Detectors",
@@ -49,6 +49,11 @@ class CheckConfig(BaseModel):
     timeout: Duration = 30.0
     for_: Duration = Field(default=180.0, alias="for")
     """How long a condition must hold before it opens an incident."""
+
+
+class DetectionConfig(CheckConfig):
+    """Settings of a check that judges "unusual" with the detection engine (a check's model subclasses it)."""
+
     sensitivity: Literal["low", "medium", "high"] = "medium"
     """How readily the detection engine calls a change unusual, for this check's series."""
     detector: dict[str, float] = {}

@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from agent.api import CheckConfig, CheckError, Duration, Percent, Size
+from agent.api import CheckError, DetectionConfig, Duration, Percent, Size
 
 SCHEMES = ("redis", "rediss", "sentinel", "memcached", "tcp")
 DEFAULT_PORTS = {"redis": 6379, "rediss": 6379, "sentinel": 26379, "memcached": 11211}
@@ -143,7 +143,7 @@ def endpoints(url: str) -> tuple[Endpoint, ...]:
     return tuple(found)
 
 
-class CacheConfig(CheckConfig):
+class CacheConfig(DetectionConfig):
     interval: Duration = 30.0
     targets: tuple[Target, ...] = ()
     probes: int = Field(default=20, ge=5, le=2000)

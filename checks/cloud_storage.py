@@ -20,7 +20,7 @@ from typing import Any, Callable, ClassVar, Literal, Mapping
 
 from pydantic import Field, PositiveFloat, field_validator, model_validator
 
-from agent.api import (CheckConfig, CheckError, CheckResult, Context, Duration, Finding, Metric, Observation, Percent,
+from agent.api import (CheckError, CheckResult, Context, DetectionConfig, Duration, Finding, Metric, Observation, Percent,
                        ResourceStatus, Severity, Status, format_bytes)
 from checks import cloud_aws as aws
 from checks.cloud_aws import Clients, Denied, NoSuchBucket, make_clients
@@ -42,7 +42,7 @@ FIXABLE = ("expire", "abort_uploads", "expire_noncurrent")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 
 
-class CloudStorageConfig(CheckConfig):
+class CloudStorageConfig(DetectionConfig):
     interval: Duration = 6 * 3600.0
     timeout: Duration = 900.0
     for_: Duration = Field(default=0.0, alias="for")

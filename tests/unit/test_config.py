@@ -41,9 +41,8 @@ def test_good_config_loads_with_its_units():
 def test_sensitivity_and_expert_overrides_shape_a_checks_detector():
     from agent.api import DetectorParams
 
-    doc = with_change(("checks", "disk", "sensitivity"), "high")
-    doc["checks"]["disk"]["detector"] = {"cooldown": 20, "seasonal": False}
-    cfg = parse_config(doc, "cfg.yaml", default_registry()).checks["disk"]
+    doc = with_change(("checks", "cache"), {"sensitivity": "high", "detector": {"cooldown": 20, "seasonal": False}})
+    cfg = parse_config(doc, "cfg.yaml", default_registry()).checks["cache"]
     params = cfg.detector_params(DetectorParams(threshold=4.0, cooldown=90, window=50))
     assert params.threshold == pytest.approx(2.8)  # high: 0.7x the check's own base
     assert params.window == 50
@@ -66,10 +65,11 @@ def test_sensitivity_and_expert_overrides_shape_a_checks_detector():
     (("checks", "nosuch"), {}, "cfg.yaml: checks.nosuch: unknown check"),
     (("checks", "disk", "critical"), "50%", "cfg.yaml: checks.disk.critical: must not be below warning"),
     (("agent",), {"listen": "everywhere"}, "cfg.yaml: agent.listen: not an address"),
-    (("checks", "disk", "sensitivity"), "paranoid", "cfg.yaml: checks.disk.sensitivity: Input should be 'low'"),
-    (("checks", "disk", "detector"), {"treshold": 6}, "cfg.yaml: checks.disk.detector: unknown detector parameter 'treshold'"),
-    (("checks", "disk", "detector"), {"cooldown": 2.5}, "cfg.yaml: checks.disk.detector: detector parameter 'cooldown' must be a whole number"),
-    (("checks", "disk", "detector"), {"threshold": -1}, "cfg.yaml: checks.disk.detector: detector parameter 'threshold' must not be negative"),
+    (("checks", "cache"), {"sensitivity": "paranoid"}, "cfg.yaml: checks.cache.sensitivity: Input should be 'low'"),
+    (("checks", "cache"), {"detector": {"treshold": 6}}, "cfg.yaml: checks.cache.detector: unknown detector parameter 'treshold'"),
+    (("checks", "cache"), {"detector": {"cooldown": 2.5}}, "cfg.yaml: checks.cache.detector: detector parameter 'cooldown' must be a whole number"),
+    (("checks", "cache"), {"detector": {"threshold": -1}}, "cfg.yaml: checks.cache.detector: detector parameter 'threshold' must not be negative"),
+    (("checks", "disk", "sensitivity"), "high", "cfg.yaml: checks.disk.sensitivity: unknown key"),  # disk forecasts; nothing to tune
 ])
 def test_each_broken_config_names_the_key_path(path, value, expected):
     lines = problems(with_change(path, value))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from typing import ClassVar
 
-from agent.api import CheckConfig, CheckResult, Context, DetectorParams, Metric
+from agent.api import CheckResult, Context, DetectionConfig, DetectorParams, Metric
 from agent.config import parse_config
 from agent.detect.bank import DetectorBank
 from agent.registry import Registry
@@ -84,11 +84,11 @@ class LevelCheck:
     """A minimal plugin: one value per run through the engine, as the real checks do."""
 
     name: ClassVar[str] = "level"
-    Config: ClassVar[type[CheckConfig]] = CheckConfig
+    Config: ClassVar[type[DetectionConfig]] = DetectionConfig
     metrics: ClassVar[tuple[Metric, ...]] = (LEVEL,)
     values: ClassVar[list[float]] = []
 
-    def __init__(self, config: CheckConfig):
+    def __init__(self, config: DetectionConfig):
         self.config = config
 
     def run(self, ctx: Context) -> CheckResult:
