@@ -71,7 +71,6 @@ class _TargetState:
         self.session = Session(client_for(target, config.probe_timeout, config.slowlog_entries))
         self.window = ProbeWindow(config.lookback)
         self.reading: Reading | None = None
-        self.evicting = 0
         """Runs in a row with at least evictions_min evictions."""
         self.rules = Rules(target.slow_after, config.min_probes, config.min_slow, config.min_slow_share)
 
@@ -89,8 +88,7 @@ class CacheCheck:
         self.params = config.detector_params(BASE)
         self.server_rules = ServerRules(config.hit_ratio_drop, config.min_lookups, config.evictions_min,
                                         config.memory_warning, config.fragmentation_warning,
-                                        config.fragmentation_min_waste, self.params.persistence,
-                                        _unusual(self.params))
+                                        config.fragmentation_min_waste, _unusual(self.params))
 
     def close(self) -> None:
         for state in self.states.values():
@@ -238,7 +236,7 @@ class CacheCheck:
             Finding(self.name, v.kind, v.severity, target.name, labels, f"{target.name}: {v.summary}",
                     {"target": target.name, "kind": target.kind, **v.facts},
                     {"endpoint": f"{target.name} ({target.url})", **v.evidence})
-            for v in judge(stats, before, current, hit_ratio, evictions, self.server_rules, state.evicting)]
+            for v in judge(stats, before, current, hit_ratio, evictions, self.server_rules)]
         return observations, findings
 
     def _watch_server(self, target: Target, state: _TargetState, before: Reading | None, current: Reading | None,
@@ -252,7 +250,6 @@ class CacheCheck:
         if ratio and ratio[1] >= self.config.min_lookups:
             hit_ratio = watch(ctx.detectors.get(f"{target.name}/hit_ratio", self.params), now, ratio[0])
         period = eviction_rate(before, current)
-        state.evicting = state.evicting + 1 if period and period[0] >= self.config.evictions_min else 0
         if period:
             rate = period[0] / period[1]
             evictions = watch(ctx.detectors.get(f"{target.name}/evictions", self.params), now, rate)

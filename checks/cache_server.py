@@ -68,8 +68,6 @@ class ServerRules:
     memory_warning: float = 0.9
     fragmentation_warning: float = 1.5
     fragmentation_min_waste: float = 64e6
-    persistence: int = 3
-    """Runs in a row with at least evictions_min evictions that make a surge on a server that usually evicts none."""
     unusual: str = "unusual for this server"
     """How the detector decides "unusual", for the rule line of the evidence."""
 
@@ -148,13 +146,8 @@ def eviction_rate(before: Reading | None, now: Reading | None) -> tuple[int, flo
 
 
 def judge(stats: ServerStats, before: Reading | None, now: Reading | None, hit_ratio: Unusual,
-          evictions: Unusual, rules: ServerRules, evicting_runs: int = 0) -> list[Verdict]:
-    """Findings of one run; `hit_ratio` and `evictions` are what their detectors said of this run's values.
-
-    `evicting_runs` counts the runs in a row, this one included, with at least `evictions_min` evictions. A
-    server that usually evicts nothing gives its detector no spread to measure a lasting rise against (the
-    first burst becomes the scale), so there a surge is `persistence` such runs in a row.
-    """
+          evictions: Unusual, rules: ServerRules) -> list[Verdict]:
+    """Findings of one run; `hit_ratio` and `evictions` are what their detectors said of this run's values."""
     found: list[Verdict] = []
     context = evidence(stats)
     ratio = period_hit_ratio(before, now)
@@ -168,8 +161,7 @@ def judge(stats: ServerStats, before: Reading | None, now: Reading | None, hit_r
              "rule": f"hit ratio at least {rules.hit_ratio_drop:.0%} below its usual value, over at least "
                      f"{rules.min_lookups} lookups, and unusually low: {rules.unusual}"}))
     period = eviction_rate(before, now)
-    usually_none = evictions.usual == 0 and evicting_runs >= rules.persistence
-    if period and period[0] >= rules.evictions_min and (evictions.up or usually_none):
+    if period and period[0] >= rules.evictions_min and evictions.up:
         evicted, seconds = period
         rate, usual = evicted / seconds, evictions.usual or 0.0  # an episode means the detector has a past
         found.append(Verdict(
@@ -179,8 +171,7 @@ def judge(stats: ServerStats, before: Reading | None, now: Reading | None, hit_r
             {**context, "evictions": f"{evicted:,} in {seconds:.0f}s ({rate * 60:,.1f}/min, usually "
                                      f"{usual * 60:,.1f}/min)",
              "rule": f"at least {rules.evictions_min} evictions since the last run, at a rate unusually high "
-                     f"({rules.unusual}), or in {rules.persistence} runs in a row on a server that usually "
-                     f"evicts nothing"}))
+                     f"({rules.unusual})"}))
     memory = stats.memory_ratio
     if memory is not None and memory >= rules.memory_warning:
         found.append(Verdict(

@@ -18,8 +18,13 @@ def fallback_scale(ordered: list[float]) -> float:
     scale = (ordered[(9 * n) // 10] - ordered[n // 10]) * _IDR_TO_SIGMA
     if scale > 0.0:
         return scale
-    # A (nearly) constant history: any change is news, measured against the level itself.
-    return max(ordered[-1] - ordered[0], abs(ordered[n >> 1]) * 1e-3, 1e-9)
+    # A (nearly) constant history: the mean absolute deviation (x 1.2533, Gaussian sigma)
+    # keeps a few rare outliers from setting the scale, so a lasting rise from a flat
+    # line stays unusual until it is common; a truly constant one measures any
+    # change against the level itself.
+    centre = ordered[n >> 1]
+    deviation = sum(abs(value - centre) for value in ordered) / n * 1.2533
+    return max(deviation, abs(centre) * 1e-3, 1e-9)
 
 
 class RobustGauge(RollingWindow):

@@ -207,7 +207,8 @@ def flood(client: redis.Redis, round_: int) -> None:
 def test_small_cache_flooded_with_keys_reports_evictions_and_memory(start_server, tmp_path):
     server = start_server(RedisServer(extra_args=["--maxmemory", "4mb", "--maxmemory-policy", "allkeys-lru"]))
     config = CacheCheck.Config.model_validate({"probes": 5, "window": "0.5s", "interval": "2s", "targets": [
-        {"name": "pacs", "url": f"redis://127.0.0.1:{server.port}/0"}]})
+        {"name": "pacs", "url": f"redis://127.0.0.1:{server.port}/0"}],
+        "detector": {"warmup": 4}})  # the 4 quiet periods stand for the usual hour of warm-up
     check, store, bank = CacheCheck(config), Store(tmp_path), DetectorBank()
     client = redis.Redis(host="127.0.0.1", port=server.port)
     try:

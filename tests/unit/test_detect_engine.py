@@ -223,3 +223,13 @@ def test_episode_length_counts_the_points_of_the_open_episode():
     assert detector.episode_length() == 0
     run(values[2000:2010], detector, start=2000)
     assert detector.episode and detector.episode_length() == 10
+
+
+def test_a_lasting_rise_from_a_flat_zero_line_stays_unusual_while_one_burst_does_not_set_the_scale():
+    """E.g. evictions of a cache that never evicted: a first burst must not make later ones look normal."""
+    params = preset("medium", window=300, warmup=50, cooldown=100, persistence=3, seasonal=False)
+    values = [0.0] * 400 + [50.0] + [0.0] * 200 + [50.0 + (i % 3) for i in range(30)]
+    verdicts = run(values, SeriesDetector(params))
+    rows = alert_rows(verdicts)  # the lone burst (row 400) is one point, not three in a row
+    assert len(rows) == 1 and 601 < rows[0] <= 605
+    assert all(v.episode for v in verdicts[rows[0]:631])
