@@ -18,6 +18,7 @@ from agent.detect.bank import DetectorBank
 from agent.detect.engine import SeriesDetector, Verdict
 from agent.detect.forecast import Trend, growth_trend
 from agent.detect.params import DetectorParams, preset
+from agent.secrets import read_secret
 from agent.units import format_bytes, format_duration, parse_duration, parse_percent, parse_size
 
 __all__ = [  # what plugins may use; anything else in agent/ is the engine's own
@@ -26,7 +27,8 @@ __all__ = [  # what plugins may use; anything else in agent/ is the engine's own
     "Status", "Severity", "Metric", "Observation", "Forecast", "Finding", "ResourceStatus", "CheckResult",
     "History", "Context", "Check", "Notice", "Delivery", "Notifier",
     "DetectorParams", "SeriesDetector", "Verdict", "Detectors",
-    "Trend", "growth_trend", "format_bytes", "format_duration", "parse_duration", "parse_percent", "parse_size",
+    "Trend", "growth_trend", "read_secret",
+    "format_bytes", "format_duration", "parse_duration", "parse_percent", "parse_size",
 ]
 
 # ---------------------------------------------------------------- config unit types

@@ -6,7 +6,6 @@ read at connect time; a URL carrying a password is refused without echoing it.
 
 from __future__ import annotations
 
-import os
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from agent.api import CheckError, DetectionConfig, Duration, Percent, Size
+from agent.api import CheckError, DetectionConfig, Duration, Percent, Size, read_secret
 
 SCHEMES = ("redis", "rediss", "sentinel", "memcached", "tcp")
 DEFAULT_PORTS = {"redis": 6379, "rediss": 6379, "sentinel": 26379, "memcached": 11211}
@@ -91,17 +90,10 @@ class Target(BaseModel):
 
     def password(self) -> str | None:
         """Read at connect time, never kept in config objects or logs."""
-        if self.password_env:
-            value = os.environ.get(self.password_env)
-            if value is None:
-                raise CheckError(f"{self.name}: environment variable {self.password_env} is not set")
-            return value
-        if self.password_file:
-            try:
-                return self.password_file.read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise CheckError(f"{self.name}: cannot read password_file {self.password_file} ({exc.strerror})") from None
-        return None
+        try:
+            return read_secret("password", self.password_env, self.password_file)
+        except ValueError as exc:
+            raise CheckError(f"{self.name}: {exc}") from None
 
     def _path(self) -> list[str]:
         return [p for p in urllib.parse.urlsplit(self.url).path.split("/") if p]

@@ -8,7 +8,6 @@ the secrets before it is shown.
 from __future__ import annotations
 
 import json
-import os
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from agent.api import NotifyError
+from agent.api import read_secret as read_reference
 
 TEMPORARY_STATUS = frozenset({408, 425, 429})
 MAX_REPLY_SHOWN = 160
@@ -35,21 +35,14 @@ class Reply:
 
 
 def read_secret(what: str, env: str | None, file: Path | None) -> str:
-    """The value behind `*_env` or `*_file`; a missing one is a permanent failure naming the reference only."""
-    if env is not None:
-        value = os.environ.get(env, "")
-        if not value:
-            raise NotifyError(f"{what}_env names ${env}, which is not set", permanent=True)
-        return value.strip()
-    if file is not None:
-        try:
-            value = Path(file).expanduser().read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise NotifyError(f"{what}_file {file}: cannot read it ({exc.strerror})", permanent=True) from None
-        if not value:
-            raise NotifyError(f"{what}_file {file} is empty", permanent=True)
-        return value
-    raise NotifyError(f"neither {what}_env nor {what}_file is set", permanent=True)
+    """The secret behind `*_env` or `*_file`; a missing one is a permanent failure naming the reference only."""
+    try:
+        value = read_reference(what, env, file)
+    except ValueError as exc:
+        raise NotifyError(str(exc), permanent=True) from None
+    if value is None:
+        raise NotifyError(f"neither {what}_env nor {what}_file is set", permanent=True)
+    return value
 
 
 def host_of(url: str) -> str:
