@@ -177,7 +177,7 @@ class Daemon:
                 outbox.config = self.config  # follows reloads; it rebuilds only channels that changed
                 try:
                     outbox.deliver_due()
-                    self._refresh(store, refreshed, time.time())
+                    self._refresh(outbox, refreshed, time.time())
                 except ForewarnError as exc:
                     log.error("delivery pass failed: %s", exc)
                 if self.stop_event.wait(1.0):
@@ -185,27 +185,24 @@ class Daemon:
         finally:
             store.close()
 
-    def _refresh(self, store: Store, refreshed: dict[str, float], now: float) -> None:
+    def _refresh(self, outbox: Outbox, refreshed: dict[str, float], now: float) -> None:
         """Channels that forget an alert unless told again (`refresh_every`, e.g. Alertmanager) get the
         latest notice of each open incident re-sent; the receiver treats a repeat as the same alert."""
         for name, settings in self.config.notifiers.items():
-            kind = self.config.registry.notifier(settings.type)
-            every = getattr(kind, "refresh_every", None)
+            every = getattr(self.config.registry.notifier(settings.type), "refresh_every", None)
             if not every or now - refreshed.get(name, 0.0) < every:
                 continue
             refreshed[name] = now
-            latest = store.query(
+            latest = outbox.store.query(
                 "SELECT notice FROM outbox WHERE id IN (SELECT MAX(id) FROM outbox WHERE channel = ?"
-                " AND state = 'sent' GROUP BY json_extract(notice, '$.thread_id'))", (name,))
-            notifier = kind(name, settings)
+                " AND state = 'sent' GROUP BY json_extract(notice, '$.thread_id'))"
+                " AND json_extract(notice, '$.phase') NOT IN ('resolution', 'test', 'operator')"
+                " AND json_extract(notice, '$.incident_id') IN (SELECT id FROM incidents WHERE state = 'open')",
+                (name,))
             for (body,) in latest:
                 notice = notice_from_dict(json.loads(body))
-                still_open = store.query("SELECT 1 FROM incidents WHERE id = ? AND state = 'open'",
-                                         (notice.incident_id,))
-                if notice.phase in ("resolution", "test", "operator") or not still_open:
-                    continue
                 try:
-                    notifier.send(notice)
+                    outbox.notifier(name).send(notice)
                 except NotifyError as exc:
                     log.warning("refresh of %s on %s failed: %s", notice.incident_id, name, exc)
 

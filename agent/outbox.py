@@ -203,7 +203,7 @@ class Outbox:
             " WHERE id = ? AND state = 'pending' AND next_attempt <= ?", (now + self.policy.lease, row_id, now))
         return cursor.rowcount == 1
 
-    def _notifier(self, channel: str) -> Notifier:
+    def notifier(self, channel: str) -> Notifier:
         """One notifier per channel, rebuilt when the channel's settings change (config reload)."""
         settings = self.config.notifiers[channel]
         cached = self._notifiers.get(channel)
@@ -215,7 +215,7 @@ class Outbox:
         if channel not in self.config.notifiers:
             return self._dead(row_id, channel, notice, tries, f"channel {channel!r} is no longer configured", now)
         try:
-            self._notifier(channel).send(notice)
+            self.notifier(channel).send(notice)
         except NotifyError as exc:
             if exc.permanent:
                 return self._dead(row_id, channel, notice, tries, str(exc), now)

@@ -124,7 +124,7 @@ def test_the_daemon_keeps_an_open_incident_alive_and_stops_once_it_is_resolved(a
     daemon = Daemon(None)
     daemon.config = config
     time.sleep(1.1)
-    daemon._refresh(store, {}, time.time())
+    daemon._refresh(outbox, {}, time.time())
     [refreshed] = finance_alerts(alertmanager)
     assert refreshed["endsAt"] > first["endsAt"]  # re-posted: Alertmanager keeps it active
 
@@ -132,6 +132,6 @@ def test_the_daemon_keeps_an_open_incident_alive_and_stops_once_it_is_resolved(a
     outbox.deliver_due()
     assert finance_alerts(alertmanager) == []  # resolved: no longer listed as active
     time.sleep(1.1)
-    daemon._refresh(store, {}, time.time())
+    daemon._refresh(outbox, {}, time.time())
     assert finance_alerts(alertmanager) == []  # a resolved incident is not brought back
     store.close()
