@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 import click
 
 from agent.api import CheckResult, Finding, ForewarnError, Notice, Status
+from agent.commands import config_option
 from agent.composer import Composer, address
 from agent.config import Config, load_config
 from agent.outbox import Outbox
@@ -23,7 +24,7 @@ from agent.store import Store
 
 @click.command()
 @click.argument("names", nargs=-1)
-@click.option("-c", "--config", "path", metavar="FILE", help="Config file (default: the search path).")
+@config_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (status, results, findings, notices).")
 @click.option("--explain", is_flag=True, help="Show the evidence and rule behind each finding.")
 @click.option("--notify", is_flag=True, help="Send the notices through the owners' channels.")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from agent.commands import config_option
 from agent.config import load_config
 
 EXAMPLE = "forewarn.example.yaml"
@@ -18,7 +19,7 @@ def config() -> None:
 
 
 @config.command()
-@click.option("-c", "--config", "path", metavar="FILE", help="Config file (default: the search path).")
+@config_option
 def validate(path: str | None) -> None:
     """Check the config; print one line per problem and exit 2, or exit 0."""
     loaded = load_config(path)  # ConfigError becomes one line per problem, exit 2

@@ -8,21 +8,19 @@ from datetime import datetime, timezone
 
 import click
 
+from agent.commands import config_option
 from agent.config import load_config
 from agent.dispatch import add_silence, silences
 from agent.incidents import Incidents
 from agent.store import Store
 from agent.units import parse_duration
 
-CONFIG = click.option("-c", "--config", "path", metavar="FILE", help="Config file (default: the search path).")
-
-
 def _iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds") if ts else None
 
 
 @click.command()
-@CONFIG
+@config_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def incidents(path: str | None, as_json: bool) -> None:
     """List open and pending incidents."""
@@ -43,7 +41,7 @@ def incidents(path: str | None, as_json: bool) -> None:
 
 
 @click.command()
-@CONFIG
+@config_option
 @click.argument("incident_id")
 @click.option("--by", default="operator", show_default=True, help="Who acknowledges it.")
 def ack(path: str | None, incident_id: str, by: str) -> None:
@@ -63,7 +61,7 @@ def silence() -> None:
 
 
 @silence.command("add")
-@CONFIG
+@config_option
 @click.argument("matchers", nargs=-1, required=True)
 @click.option("--for", "duration", default="2h", show_default=True, help="How long, e.g. 30m, 2h, 1d.")
 @click.option("--by", default="operator", show_default=True)
@@ -88,7 +86,7 @@ def silence_add(path: str | None, matchers: tuple[str, ...], duration: str, by: 
 
 
 @silence.command("list")
-@CONFIG
+@config_option
 def silence_list(path: str | None) -> None:
     """List active and future silences."""
     store = Store(load_config(path).state_dir())

@@ -12,6 +12,7 @@ import time
 import click
 
 from agent.api import Finding, NotifyError, Severity
+from agent.commands import config_option
 from agent.composer import Composer, Item
 from agent.config import load_config
 
@@ -28,7 +29,7 @@ def test_finding(hostname: str) -> Finding:
 @click.command("notify-test")
 @click.option("--owner", "owner_id", required=True, metavar="ID", help="Owner (from the config) to send to.")
 @click.option("--channel", metavar="NAME", help="Only this notifier (default: every channel of the owner).")
-@click.option("-c", "--config", "path", metavar="FILE", help="Config file (default: the search path).")
+@config_option
 @click.pass_context
 def notify_test(ctx: click.Context, owner_id: str, channel: str | None, path: str | None) -> None:
     """Send a test notice to OWNER through each of their channels, and say how each went."""

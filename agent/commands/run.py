@@ -8,6 +8,8 @@ import sys
 
 import click
 
+from agent.commands import config_option
+
 
 class JsonFormatter(logging.Formatter):
     """One JSON object per line, for log shippers."""
@@ -21,7 +23,7 @@ class JsonFormatter(logging.Formatter):
 
 
 @click.command()
-@click.option("-c", "--config", "path", metavar="FILE", help="Config file (default: the search path).")
+@config_option
 @click.option("--listen", metavar="HOST:PORT", help="Serve /metrics and /healthz here (default: agent.listen).")
 @click.option("--web.config.file", "web_config", metavar="FILE",
               help="TLS and basic auth for /metrics (the Prometheus exporters' web-config format).")

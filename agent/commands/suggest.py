@@ -14,6 +14,7 @@ import time
 import click
 
 from agent.api import Context, ForewarnError
+from agent.commands import config_option
 from agent.config import load_config
 from agent.store import Store
 
@@ -25,7 +26,7 @@ def suggest() -> None:
 
 @suggest.command()
 @click.argument("bucket")
-@click.option("-c", "--config", "path", metavar="FILE", help="Config file (default: the search path).")
+@config_option
 def lifecycle(bucket: str, path: str | None) -> None:
     """Print a lifecycle configuration for BUCKET that expires what piles up."""
     config = load_config(path)
