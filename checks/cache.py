@@ -44,10 +44,10 @@ FRAGMENTATION = Metric("cache_fragmentation_ratio", "ratio", "Resident memory di
 SERVICE_INCIDENT = "cache_service"
 """Slow, spiky and unreachable are one incident whose severity changes."""
 
-BASE = DetectorParams(window=960, warmup=120, smooth=4, cooldown=120, persistence=3, trend_persistence=10**9)
+BASE = DetectorParams(window=960, warmup=120, smooth=4, cooldown=120, persistence=3, trend_persistence=0)
 """The `medium` detector of every series here, one point per run (30 s): the last 8 hours are the usual, the
 first hour only learns, and after an alert an hour passes before the next. Three unusual runs in a row are
-needed, as one odd run also tilts the next runs' 4-run mean. Trends are not judged (no streak is 10**9 long)."""
+needed, as one odd run also tilts the next runs' 4-run mean. Trends are not judged (trend_persistence 0)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +71,6 @@ class _TargetState:
         self.session = Session(client_for(target, config.probe_timeout, config.slowlog_entries))
         self.window = ProbeWindow(config.lookback)
         self.reading: Reading | None = None
-        """Runs in a row with at least evictions_min evictions."""
         self.rules = Rules(target.slow_after, config.min_probes, config.min_slow, config.min_slow_share)
 
 

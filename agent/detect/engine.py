@@ -92,7 +92,7 @@ class SeriesDetector:
             kind, best = "spike" if level_up else "dip", z_level
         elif out_shift and z_shift >= threshold:
             kind, best = "shift_up" if shift_up else "shift_down", z_shift
-        elif self.trend_streak == params.trend_persistence:
+        elif params.trend_persistence and self.trend_streak == params.trend_persistence:
             kind, best = "trend", threshold
         else:
             kind, best = "", max(z_level, z_shift)

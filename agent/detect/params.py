@@ -32,7 +32,7 @@ class DetectorParams(NamedTuple):
     trend_threshold: float = 5.0
     """Robust z-score of the growth rate, against past rates, that counts as a trend change."""
     trend_persistence: int = 48
-    """Consecutive points the growth rate must stay that high (bursts are not trends)."""
+    """Consecutive points the growth rate must stay that high (bursts are not trends); 0 judges no trend."""
     persistence: int = 1
     """Consecutive anomalous points needed before an alert opens."""
 

@@ -233,3 +233,12 @@ def test_a_lasting_rise_from_a_flat_zero_line_stays_unusual_while_one_burst_does
     rows = alert_rows(verdicts)  # the lone burst (row 400) is one point, not three in a row
     assert len(rows) == 1 and 601 < rows[0] <= 605
     assert all(v.episode for v in verdicts[rows[0]:631])
+
+
+def test_trend_persistence_zero_judges_no_trend():
+    rng = random.Random(2)
+    values = [40.0 + 0.01 * i + rng.gauss(0.0, 0.05) for i in range(5000)]  # a disk filling steadily
+    for i in range(4000, 5000):
+        values[i] += 0.09 * (i - 4000)  # then ten times faster
+    assert "trend" in {v.kind for v in run(values)}
+    assert "trend" not in {v.kind for v in run(values, SeriesDetector(preset(trend_persistence=0)))}
