@@ -132,11 +132,7 @@ class Dispatcher:
         notice = self.composer.compose(owner, items, now, phase="update" if phase == "escalation" else phase,
                                        incident=primary.id, thread=thread, sequence=self._next_sequence(thread),
                                        lasted=lasted)
-        wait = quiet_until(self.config.owners[owner], notice.severity, now)
-        if wait is None:
-            self.sink.enqueue(notice)
-        else:
-            self.sink.enqueue(notice, not_before=wait)
+        self.sink.enqueue(notice, not_before=quiet_until(self.config.owners[owner], notice.severity, now))
         return notice
 
     def _item(self, owner: str, incident: Incident) -> Item:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Iterable
 
 from agent.api import Finding, Severity
@@ -149,7 +149,8 @@ def _new_id(dedup_key: str, now: float) -> str:
 
 
 def _dump(incident: Incident) -> str:
-    data = {**asdict(incident), "finding": finding_to_dict(incident.finding)}
+    data = {f.name: getattr(incident, f.name) for f in fields(incident)}  # shallow: the finding has its codec
+    data["finding"] = finding_to_dict(incident.finding)
     return json.dumps(data, ensure_ascii=False, default=str)
 
 
