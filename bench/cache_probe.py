@@ -25,9 +25,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from checks.cache_clients import Session, client_for  # noqa: E402
-from checks.cache_config import CacheConfig, Target  # noqa: E402
-from checks.cache_stats import quantile  # noqa: E402
+from checks.cache.clients import Session, client_for  # noqa: E402
+from checks.cache.config import CacheConfig, Target  # noqa: E402
+from checks.cache.stats import quantile  # noqa: E402
 from tests.integration.servers import RedisServer, require_binary  # noqa: E402
 
 DEFAULTS = CacheConfig()

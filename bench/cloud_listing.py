@@ -31,8 +31,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from agent.api import Context  # noqa: E402
 from agent.store import Store  # noqa: E402
-from checks.cloud_aws import make_clients  # noqa: E402
-from checks.cloud_storage import CloudStorageCheck, CloudStorageConfig  # noqa: E402
+from checks.cloud_storage.aws import make_clients  # noqa: E402
+from checks.cloud_storage.check import CloudStorageCheck, CloudStorageConfig  # noqa: E402
 
 HOST = "127.0.0.1"
 DAY = 86400

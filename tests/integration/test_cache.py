@@ -26,7 +26,7 @@ import yaml
 from agent.api import Context
 from agent.detect.bank import DetectorBank
 from agent.store import Store
-from checks.cache import CacheCheck
+from checks.cache.check import CacheCheck
 from tests.integration.servers import RedisServer
 
 DEBUG_ARGS = ["--enable-debug-command", "local", "--slowlog-log-slower-than", "0"]

@@ -27,8 +27,8 @@ import yaml
 from agent.api import Context
 from agent.detect.bank import DetectorBank
 from agent.store import Store
-from checks.cloud_aws import make_clients
-from checks.cloud_storage import CloudStorageCheck, CloudStorageConfig
+from checks.cloud_storage.aws import make_clients
+from checks.cloud_storage.check import CloudStorageCheck, CloudStorageConfig
 from tests.integration.servers import MotoServer
 
 DAY = 86400

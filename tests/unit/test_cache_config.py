@@ -5,7 +5,7 @@ import pytest
 from agent.api import CheckError, ConfigError
 from agent.config import parse_config
 from agent.registry import default_registry
-from checks.cache_config import CacheConfig, Target, endpoints
+from checks.cache.config import CacheConfig, Target, endpoints
 
 
 def problems(targets, **settings):

@@ -14,9 +14,9 @@ from typing import Mapping
 
 from agent.api import Context
 from agent.detect.bank import DetectorBank
-from checks.cache import BASE, CacheCheck, Outcome
-from checks.cache_server import ServerStats
-from checks.cache_stats import Probe
+from checks.cache.check import BASE, CacheCheck, Outcome
+from checks.cache.server import ServerStats
+from checks.cache.stats import Probe
 
 INTERVAL = 30.0
 START = 1_700_000_000.0

@@ -1,8 +1,8 @@
 """Server-side cache evidence: INFO and stats parsed without key names, and when they matter."""
 
-from checks.cache_server import (Reading, ServerRules, ServerStats, eviction_rate, evidence, from_memcached,
+from checks.cache.server import (Reading, ServerRules, ServerStats, eviction_rate, evidence, from_memcached,
                                  from_redis, judge, period_hit_ratio)
-from checks.cache_stats import Unusual
+from checks.cache.stats import Unusual
 
 RULES = ServerRules()
 QUIET = Unusual()

@@ -5,7 +5,7 @@ import math
 import pytest
 from hypothesis import given, strategies as st
 
-from checks.cache_stats import (PastRun, Probe, ProbeWindow, Rules, Unusual, latency_kind, quantile, summarize,
+from checks.cache.stats import (PastRun, Probe, ProbeWindow, Rules, Unusual, latency_kind, quantile, summarize,
                                 tally)
 
 RULES = Rules(slow_after=0.1)

@@ -6,7 +6,7 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
 from agent.api import CheckError
-from checks.cloud_aws import Denied, NoSuchBucket, Progress, _snake, _translated
+from checks.cloud_storage.aws import Denied, NoSuchBucket, Progress, _snake, _translated
 
 
 class FakeClient:

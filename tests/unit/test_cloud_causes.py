@@ -2,9 +2,9 @@
 
 import pytest
 
-from checks.cloud_causes import (DEFAULT_TEMP_PATTERNS, Findings, InventoryBuilder, Lifecycle, Usage, causes,
+from checks.cloud_storage.causes import (DEFAULT_TEMP_PATTERNS, Findings, InventoryBuilder, Lifecycle, Usage, causes,
                                  lifecycle_configuration, prefix_of, temp_location)
-from checks.cloud_prices import GB, PriceBook
+from checks.cloud_storage.prices import GB, PriceBook
 
 NOW = 1_800_000_000.0
 DAY = 86400.0

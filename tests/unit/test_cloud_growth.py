@@ -16,8 +16,8 @@ import pytest
 
 from agent.api import Context
 from agent.detect.bank import DetectorBank
-from checks.cloud_growth import BASE, DAY, analyse, daily, month_bill
-from checks.cloud_storage import Assessment, CloudStorageCheck, CloudStorageConfig, Subject
+from checks.cloud_storage.growth import BASE, DAY, analyse, daily, month_bill
+from checks.cloud_storage.check import Assessment, CloudStorageCheck, CloudStorageConfig, Subject
 
 START = datetime(2026, 7, 6, tzinfo=timezone.utc).timestamp()  # a Monday
 SUBJECT = Subject("lab-results", {"bucket": "lab-results"}, ("lab-results",))

@@ -3,8 +3,8 @@
 import pytest
 from pydantic import ValidationError
 
-from checks.cloud_prices import GB, PRICES_AS_OF, PriceBook, class_of_listing, class_of_usage_type
-from checks.cloud_storage import CloudStorageConfig
+from checks.cloud_storage.prices import GB, PRICES_AS_OF, PriceBook, class_of_listing, class_of_usage_type
+from checks.cloud_storage.check import CloudStorageConfig
 
 
 def test_a_terabyte_of_standard_costs_the_list_price():

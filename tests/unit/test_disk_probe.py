@@ -3,8 +3,8 @@
 import sys
 import time
 
-from checks.disk_probe import WORKER, Prober, Unanswered, Usage
-from checks.disk import select_mounts
+from checks.disk.probe import WORKER, Prober, Unanswered, Usage
+from checks.disk.check import select_mounts
 from collections import namedtuple
 
 # The real worker, with os.statvfs hanging for one path, as a stale NFS mount does.

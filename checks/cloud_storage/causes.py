@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-from checks.cloud_prices import DAYS_PER_MONTH, STANDARD, PriceBook
+from checks.cloud_storage.prices import DAYS_PER_MONTH, STANDARD, PriceBook
 
 DEFAULT_TEMP_PATTERNS = ("tmp/", "temp/", "cache/", "scratch/", "*.tmp", "*.part")
 IA_MIN_OBJECT = 128 * 1024

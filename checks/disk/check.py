@@ -11,7 +11,7 @@ from pydantic import Field, ValidationInfo, field_validator
 
 from agent.api import (CheckConfig, CheckResult, Context, Duration, Finding, Forecast, Metric, Percent,
                        ResourceStatus, Severity, Status, format_bytes, format_duration, growth_trend)
-from checks.disk_probe import Prober, Unanswered, Usage
+from checks.disk.probe import Prober, Unanswered, Usage
 
 PSEUDO_FS = frozenset({
     "autofs", "binfmt_misc", "bpf", "cgroup", "cgroup2", "configfs", "debugfs", "devpts", "devtmpfs",

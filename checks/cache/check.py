@@ -21,11 +21,11 @@ from typing import ClassVar, Mapping
 
 from agent.api import (CheckError, CheckResult, Context, DetectorParams, Finding, Metric, Observation,
                        ResourceStatus, Severity, Status, format_duration)
-from checks.cache_clients import Session, client_for
-from checks.cache_config import CacheConfig, Target
-from checks.cache_server import (Reading, ServerRules, ServerStats, eviction_rate, evidence, judge,
+from checks.cache.clients import Session, client_for
+from checks.cache.config import CacheConfig, Target
+from checks.cache.server import (Reading, ServerRules, ServerStats, eviction_rate, evidence, judge,
                                  period_hit_ratio, reading)
-from checks.cache_stats import (PastRun, Probe, ProbeWindow, Rules, Summary, Tally, Unusual, latency_kind, median,
+from checks.cache.stats import (PastRun, Probe, ProbeWindow, Rules, Summary, Tally, Unusual, latency_kind, median,
                                 summarize, tally, watch, watch_seconds)
 
 UP = Metric("cache_up", "", "1 when the cache answered at least one probe in the last run, 0 when none.")

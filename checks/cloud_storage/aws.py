@@ -16,8 +16,8 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Iterator, Protocol
 
 from agent.api import CheckError
-from checks.cloud_causes import InventoryBuilder, Lifecycle, Usage
-from checks.cloud_prices import class_of_listing
+from checks.cloud_storage.causes import InventoryBuilder, Lifecycle, Usage
+from checks.cloud_storage.prices import class_of_listing
 
 DAY = 86400.0
 MAX_UPLOADS = 200

@@ -22,13 +22,13 @@ from pydantic import Field, PositiveFloat, field_validator, model_validator
 
 from agent.api import (CheckError, CheckResult, Context, DetectionConfig, Duration, Finding, Metric, Observation, Percent,
                        ResourceStatus, Severity, Status, format_bytes)
-from checks import cloud_aws as aws
-from checks.cloud_aws import Clients, Denied, NoSuchBucket, make_clients
-from checks.cloud_causes import (DEFAULT_TEMP_PATTERNS, Cause, Findings, Inventory, InventoryBuilder, Lifecycle, Usage,
+from checks.cloud_storage import aws
+from checks.cloud_storage.aws import Clients, Denied, NoSuchBucket, make_clients
+from checks.cloud_storage.causes import (DEFAULT_TEMP_PATTERNS, Cause, Findings, Inventory, InventoryBuilder, Lifecycle, Usage,
                                  causes, growth_per_month, is_prefix, lifecycle_configuration, temp_location)
-from checks.cloud_growth import (BASE, DAY, WEEK_DAYS, Growth, MonthBill, Pace, analyse, daily, follow, month_bill,
+from checks.cloud_storage.growth import (BASE, DAY, WEEK_DAYS, Growth, MonthBill, Pace, analyse, daily, follow, month_bill,
                                  unusual)
-from checks.cloud_prices import CLASSES, CLOUDWATCH_TYPES, DAYS_PER_MONTH, OTHER, PriceBook, class_of_usage_type
+from checks.cloud_storage.prices import CLASSES, CLOUDWATCH_TYPES, DAYS_PER_MONTH, OTHER, PriceBook, class_of_usage_type
 
 BYTES = Metric("cloud_storage_bytes", "bytes", "Bytes stored in a bucket per storage class, one value per day.")
 OBJECTS = Metric("cloud_storage_objects", "", "Objects stored in a bucket, one value per day.")

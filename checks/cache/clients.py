@@ -11,9 +11,9 @@ import socket
 import time
 from typing import Any, Callable, Protocol
 
-from checks.cache_config import Endpoint, Target, endpoints
-from checks.cache_server import OWN_CLIENT_NAME, ServerStats, from_memcached, from_redis
-from checks.cache_stats import Probe
+from checks.cache.config import Endpoint, Target, endpoints
+from checks.cache.server import OWN_CLIENT_NAME, ServerStats, from_memcached, from_redis
+from checks.cache.stats import Probe
 
 
 class Unreachable(Exception):

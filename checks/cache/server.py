@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 from agent.api import Severity, format_bytes
-from checks.cache_stats import Unusual
+from checks.cache.stats import Unusual
 
 
 OWN_CLIENT_NAME = "forewarn"
