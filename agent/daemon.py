@@ -26,6 +26,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from prometheus_client import make_wsgi_app
 
 from agent.api import CheckResult, ConfigError, Finding, ForewarnError, NotifyError, Severity
+from agent.clock import wall_clock
 from agent.config import Config, load_config
 from agent.dispatch import Dispatcher
 from agent.incidents import Incidents, Policy
@@ -74,12 +75,13 @@ class Daemon:
 
     def run(self) -> int:
         self.config = load_config(self.config_path)
+        self.clock = wall_clock()
         self.store = Store(self.config.state_dir())
         self.metrics = Metrics(self.config)
         self.incidents = Incidents(self.store)
-        self.outbox = Outbox(self.store, self.config, on_result=self._count_notice)
+        self.outbox = Outbox(self.store, self.config, clock=self.clock, on_result=self._count_notice)
         self.dispatcher = Dispatcher(self.config, self.store, self.incidents, self.outbox)
-        self.runner = Runner(self.config, self.store)
+        self.runner = Runner(self.config, self.store, self.clock)
         self.schedule = self._new_schedule(self.config)
         self.pool = ThreadPoolExecutor(POOL_SIZE, thread_name_prefix="check")
         server = self._serve()
@@ -107,7 +109,7 @@ class Daemon:
         watchdog = float(os.environ.get("WATCHDOG_USEC", 0)) / 2e6
         last_ping = 0.0
         while not self.stop_event.is_set():
-            now = time.time()
+            now = self.clock()
             if self.reload_requested.is_set():
                 self.reload_requested.clear()
                 self._reload()
@@ -153,7 +155,7 @@ class Daemon:
         threading.Thread(target=_close_when_done, args=(self.runner, in_flight), name="close-old-checks",
                          daemon=True).start()
         self.config = config
-        self.runner = Runner(config, self.store)
+        self.runner = Runner(config, self.store, self.clock)
         self.schedule = self._new_schedule(config)
         self.metrics.reconfigure(config)
         self.dispatcher.reconfigure(config)
@@ -162,7 +164,7 @@ class Daemon:
         sd_notify("READY=1")
 
     def _new_schedule(self, config: Config) -> dict[str, _Schedule]:
-        now = time.time()
+        now = self.clock()
         return {name: _Schedule(now + random.uniform(0, min(1.0, 0.1 * cfg.interval)))
                 for name, cfg in config.checks.items() if cfg.enabled}
 
@@ -171,13 +173,13 @@ class Daemon:
     def _send_loop(self) -> None:
         store = Store(self.config.state_dir())
         refreshed: dict[str, float] = {}
-        outbox = Outbox(store, self.config, on_result=self._count_notice)
+        outbox = Outbox(store, self.config, clock=self.clock, on_result=self._count_notice)
         try:
             while True:
                 outbox.config = self.config  # follows reloads; it rebuilds only channels that changed
                 try:
                     outbox.deliver_due()
-                    self._refresh(outbox, refreshed, time.time())
+                    self._refresh(outbox, refreshed, self.clock())
                 except ForewarnError as exc:
                     log.error("delivery pass failed: %s", exc)
                 if self.stop_event.wait(1.0):

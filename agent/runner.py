@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Callable, Iterable
+from typing import Iterable
 
 from agent.api import CheckResult, Context, ForewarnError, ResourceStatus, Status
+from agent.clock import Clock, wall_clock
 from agent.config import Config
 from agent.detect.bank import DetectorBank
 from agent.store import Store
@@ -18,8 +19,8 @@ log = logging.getLogger(__name__)
 class Runner:
     """Owns one instance per configured check, so checks can keep state between runs."""
 
-    def __init__(self, config: Config, store: Store, clock: Callable[[], float] = time.time):
-        self.config, self.store, self.clock = config, store, clock
+    def __init__(self, config: Config, store: Store, clock: Clock | None = None):
+        self.config, self.store, self.clock = config, store, clock or wall_clock()
         self.checks = {name: config.registry.check(name)(cfg)
                        for name, cfg in config.checks.items() if cfg.enabled}
         self.running: dict[str, tuple[threading.Thread, float]] = {}
@@ -30,7 +31,7 @@ class Runner:
         check, cfg = self.checks[name], self.config.checks[name]
         stuck = self.running.get(name)
         if stuck and stuck[0].is_alive():
-            return failed(name, f"still running since {time.time() - stuck[1]:.0f}s ago (timeout {cfg.timeout:g}s)")
+            return failed(name, f"still running since {time.monotonic() - stuck[1]:.0f}s ago (timeout {cfg.timeout:g}s)")
         ctx = Context(now=self.clock, history=self.store, hostname=self.config.hostname(),
                       wanted=self.config.wanted(name), log=logging.getLogger(f"forewarn.checks.{name}"),
                       detectors=self.detectors[name])
@@ -40,7 +41,7 @@ class Runner:
         worker.start()
         worker.join(cfg.timeout)
         if not outcome:
-            self.running[name] = (worker, time.time() - cfg.timeout)
+            self.running[name] = (worker, time.monotonic() - cfg.timeout)
             log.warning("check %s did not finish within %gs", name, cfg.timeout)
             return failed(name, f"did not finish within {cfg.timeout:g}s")
         if isinstance(outcome[0], BaseException):

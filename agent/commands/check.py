@@ -51,7 +51,7 @@ def check(ctx: click.Context, names: tuple[str, ...], path: str | None, as_json:
         deliveries = []
         if notify:
             with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
-                deliveries = send(Outbox(store, config), notices)
+                deliveries = send(Outbox(store, config, clock=runner.clock), notices)
     finally:
         runner.close()
         store.close()

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import time
 from datetime import datetime, timezone
 
 import click
 
+from agent.clock import wall_clock
 from agent.commands import config_option
 from agent.config import load_config
 from agent.dispatch import add_silence, silences
@@ -79,7 +79,7 @@ def silence_add(path: str | None, matchers: tuple[str, ...], duration: str, by: 
     except ValueError as exc:
         raise click.BadParameter(f"{duration!r}: {exc}", param_hint="--for") from None
     store = Store(load_config(path).state_dir())
-    now = time.time()
+    now = wall_clock()()
     silence_id = add_silence(store, matcher, now, now + seconds, by, comment)
     store.close()
     click.echo(f"silence {silence_id} until {_iso(now + seconds)}")
@@ -90,6 +90,6 @@ def silence_add(path: str | None, matchers: tuple[str, ...], duration: str, by: 
 def silence_list(path: str | None) -> None:
     """List active and future silences."""
     store = Store(load_config(path).state_dir())
-    for s in silences(store, time.time()):
+    for s in silences(store, wall_clock()()):
         click.echo(f"{s.id}  until {_iso(s.ends)}  {json.dumps(dict(s.matcher))}  by {s.author}  {s.comment}")
     store.close()

@@ -7,11 +7,11 @@ not be retried for a day. Each channel prints one line; exit 0 only if all sent.
 from __future__ import annotations
 
 import secrets
-import time
 
 import click
 
 from agent.api import Finding, NotifyError, Severity
+from agent.clock import wall_clock
 from agent.commands import config_option
 from agent.composer import Composer, Item
 from agent.config import load_config
@@ -41,7 +41,7 @@ def notify_test(ctx: click.Context, owner_id: str, channel: str | None, path: st
     channels = (channel,) if channel else config.owners[owner_id].notify
     if not channels:
         raise click.UsageError(f"owner {owner_id!r} has no channels (owners.{owner_id}.notify is empty)")
-    now = time.time()
+    now = wall_clock()()
     incident = f"test-{secrets.token_hex(6)}"  # a fresh thread each time: tests are never de-duplicated away
     notice = Composer(config).compose(owner_id, [Item(test_finding(config.hostname()), None)], now,
                                       phase="test", incident=incident)

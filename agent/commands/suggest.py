@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import logging
-import time
+
 
 import click
 
 from agent.api import Context, ForewarnError
+from agent.clock import wall_clock
 from agent.commands import config_option
 from agent.config import load_config
 from agent.store import Store
@@ -36,7 +37,7 @@ def lifecycle(bucket: str, path: str | None) -> None:
     check = config.registry.check("cloud_storage")(settings)
     store = Store(config.state_dir())  # the size history the check stored says how fast it grew
     try:
-        ctx = Context(now=time.time, history=store, hostname=config.hostname(),
+        ctx = Context(now=wall_clock(), history=store, hostname=config.hostname(),
                       log=logging.getLogger("forewarn.checks.cloud_storage"))
         suggestion = check.suggest_lifecycle(bucket, ctx)
     finally:

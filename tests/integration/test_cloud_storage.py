@@ -34,6 +34,8 @@ from tests.integration.servers import MotoServer
 DAY = 86400
 GB = 2**30
 CLI_TIMEOUT_S = 120
+NOW = 1794909600.0  # Tuesday 17 November 2026, 10:00 UTC: mid-month, so no test depends on today's date
+"""The moment every run in this module believes it is (FOREWARN_NOW for the CLI, ctx.now in-process)."""
 JARGON = re.compile(r"\b(threshold|p99|latency|5xx|errno|MAD|median|BucketSizeBytes|lifecycle|API)\b", re.IGNORECASE)
 
 
@@ -58,7 +60,7 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def today() -> float:
-    return (time.time() // DAY) * DAY
+    return (NOW // DAY) * DAY
 
 
 def put_history(cloudwatch: Any, bucket: str, sizes: list[float], storage_type: str = "StandardStorage") -> None:
@@ -124,7 +126,7 @@ def write_config(path: Path, state: Path, check: dict[str, Any]) -> Path:
 
 def run_agent(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(agent_command() + args, capture_output=True, text=True, timeout=CLI_TIMEOUT_S,
-                          env={**os.environ, **env})
+                          env={**os.environ, "FOREWARN_NOW": str(NOW), **env})
 
 
 def findings_of(document: dict, resource: str) -> dict[str, dict]:
@@ -410,7 +412,7 @@ def test_listing_stops_at_the_object_budget_and_says_so(fresh_moto: MotoServer, 
                                 object_budget=10)
     store = Store(tmp_path)
     try:
-        result = CloudStorageCheck(config, counted).run(Context(now=time.time, history=store, hostname="fw-test"))
+        result = CloudStorageCheck(config, counted).run(Context(now=lambda: NOW, history=store, hostname="fw-test"))
     finally:
         store.close()
     cleanup = {f.kind: f for f in result.findings}["storage_cleanup_missing"]
@@ -451,9 +453,9 @@ def test_cost_explorer_is_queried_once_and_judged_per_department(fresh_moto: Mot
     check = CloudStorageCheck(config, counted)
     store = Store(tmp_path)
     try:
-        result = check.run(Context(now=time.time, history=store, hostname="fw-test"))
+        result = check.run(Context(now=lambda: NOW, history=store, hostname="fw-test"))
         store.record(result.observations)
-        again = check.run(Context(now=time.time, history=store, hostname="fw-test"))
+        again = check.run(Context(now=lambda: NOW, history=store, hostname="fw-test"))
     finally:
         store.close()
     assert counted.calls["GetCostAndUsage"] == 1  # the second run knew every day already
