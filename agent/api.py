@@ -181,6 +181,8 @@ class ResourceStatus:
     status: Status
     summary: str
     labels: Mapping[str, str] = field(default_factory=dict)
+    facts: Mapping[str, Any] = field(default_factory=dict)
+    """The resource's numbers now, in the keys its findings' facts use: a resolution is told with these."""
 
 
 @dataclass(frozen=True, slots=True)

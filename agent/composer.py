@@ -21,12 +21,32 @@ from agent.config import Config, Resource
 from agent.humanize import Humanizer
 
 
+@dataclass(frozen=True, slots=True)
+class Note:
+    """What IT wrote about an incident (`agent note`)."""
+
+    text: str
+    author: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class PastFix:
+    """How the last incident of the same kind on the same resource was fixed, and how long it took."""
+
+    text: str
+    resolved: float
+    lasted: float
+
+
 @dataclass(frozen=True)
 class Item:
     """One finding as one owner sees it: with the business name and impact of their resource."""
 
     finding: Finding
     resource: Resource | None
+    notes: tuple[Note, ...] = ()
+    last_fix: PastFix | None = None
 
     @property
     def business_name(self) -> str:
@@ -76,7 +96,11 @@ class Composer:
 
     def compose(self, owner_id: str, items: list[Item], now: float, *, phase: str = "opening",
                 incident: str | None = None, thread: str | None = None, sequence: int = 0,
-                lasted: float | None = None) -> Notice:
+                lasted: float | None = None, thread_subject: str | None = None,
+                previous_severity: str | None = None, escalated_after: float | None = None) -> Notice:
+        """`thread_subject`: the opening's subject, kept by every later notice of the thread;
+        `previous_severity`: what the owner was last told, when it changed; `escalated_after`: for an
+        escalation, how long the incident went unacknowledged."""
         owner = self.config.owners[owner_id]
         locale = owner.language
         human = Humanizer(locale, ZoneInfo(owner.timezone), now)
@@ -87,13 +111,16 @@ class Composer:
             "owner": owner, "owner_id": owner_id, "is_it": owner_id == self.config.agent.default_owner,
             "host": self.config.hostname(), "h": human, "phase": phase, "severity": severity.value,
             "update_interval": self.config.agent.update_interval, "lasted": lasted,
+            "previous_severity": previous_severity, "escalated_after": escalated_after,
         }
         sections = [self._sections(locale, item, context) for item in items]
-        subject = sections[0]["subject"]
-        if len(items) > 1:
+        subject = thread_subject or sections[0]["subject"]
+        if len(items) > 1 and not thread_subject:
             subject = str(words.more_subject(subject, len(items) - 1))
         if phase == "resolution":
             subject = str(words.resolved_subject(subject))
+        elif phase in ("update", "escalation") and thread_subject:
+            subject = str(words.update_subject(subject))
         elif phase == "test":
             subject = str(words.test_subject(subject))
         context.update(sections=sections, subject=subject)

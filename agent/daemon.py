@@ -25,11 +25,10 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import make_wsgi_app
 
-from agent.api import CheckResult, ConfigError, Finding, ForewarnError, NotifyError, Severity
+from agent.api import CheckResult, ConfigError, ForewarnError, NotifyError
 from agent.clock import wall_clock
 from agent.config import Config, load_config
-from agent.dispatch import Dispatcher
-from agent.incidents import Incidents, Policy
+from agent.lifecycle import Lifecycle
 from agent.metrics import Metrics
 from agent.outbox import Outbox, notice_from_dict
 from agent.runner import Runner
@@ -37,9 +36,9 @@ from agent.store import Store
 from agent.webconfig import load_web_config
 
 log = logging.getLogger(__name__)
-FAILURES_BEFORE_NOTICE = 3
 POOL_SIZE = 4
 TICK = 0.2
+HOUSEKEEPING_EVERY = 2.0
 
 
 def sd_notify(message: str) -> None:
@@ -62,7 +61,6 @@ class _Schedule:
     due: float
     future: Future | None = None
     started: float = 0.0
-    failures: int = 0
 
 
 @dataclass
@@ -78,9 +76,8 @@ class Daemon:
         self.clock = wall_clock()
         self.store = Store(self.config.state_dir())
         self.metrics = Metrics(self.config)
-        self.incidents = Incidents(self.store)
         self.outbox = Outbox(self.store, self.config, clock=self.clock, on_result=self._count_notice)
-        self.dispatcher = Dispatcher(self.config, self.store, self.incidents, self.outbox)
+        self.lifecycle = Lifecycle(self.config, self.store, self.outbox)
         self.runner = Runner(self.config, self.store, self.clock)
         self.schedule = self._new_schedule(self.config)
         self.pool = ThreadPoolExecutor(POOL_SIZE, thread_name_prefix="check")
@@ -107,7 +104,7 @@ class Daemon:
 
     def _loop(self) -> None:
         watchdog = float(os.environ.get("WATCHDOG_USEC", 0)) / 2e6
-        last_ping = 0.0
+        last_ping = last_housekeeping = 0.0
         while not self.stop_event.is_set():
             now = self.clock()
             if self.reload_requested.is_set():
@@ -119,7 +116,9 @@ class Daemon:
                     slot.future = self.pool.submit(_timed, self.runner.run, name)
                 elif slot.future is not None and slot.future.done():
                     self._handle(name, slot, *slot.future.result(), now)
-            self.dispatcher.escalate(now)
+            if now - last_housekeeping >= HOUSEKEEPING_EVERY:
+                last_housekeeping = now
+                self._guarded(self.lifecycle.housekeeping, now)
             if watchdog and now - last_ping >= watchdog:
                 sd_notify("WATCHDOG=1")
                 last_ping = now
@@ -129,18 +128,18 @@ class Daemon:
         cfg = self.config.checks[name]
         slot.future = None
         slot.due = slot.started + cfg.interval * random.uniform(0.95, 1.05)
-        ok = not result.error
-        self.metrics.record(result, duration, ok, now)
-        slot.failures = 0 if ok else slot.failures + 1
-        events = []
-        if ok:
-            policy = Policy(cfg.for_, max(cfg.for_, 2 * cfg.interval), self.config.agent.update_interval)
-            events += self.incidents.evaluate(name, result.findings, now, policy)
-        failing = [_check_failing(name, result)] if slot.failures >= FAILURES_BEFORE_NOTICE else []
-        events += self.incidents.evaluate(f"forewarn/{name}", failing, now, Policy(0, 0, 3600))
-        if events:
-            self.dispatcher.dispatch(events, now)
-        self.metrics.count_open(i.severity.value for i in self.incidents.open_incidents())
+        self.metrics.record(result, duration, not result.error, now)
+        self._guarded(lambda at: self.lifecycle.handle(result, at), now)
+        self.metrics.count_open(i.severity.value for i in self.lifecycle.incidents.open_incidents())
+
+    def _guarded(self, step, now: float) -> None:
+        """A failed step is rolled back whole and tried again on the next cycle; the daemon goes on."""
+        try:
+            step(now)
+        except ForewarnError as exc:
+            log.error("incident step failed, will retry: %s", exc)
+        except Exception:  # a bug in composing must not stop the monitoring
+            log.exception("incident step failed, will retry")
 
     def _reload(self) -> None:
         sd_notify("RELOADING=1")
@@ -158,7 +157,7 @@ class Daemon:
         self.runner = Runner(config, self.store, self.clock)
         self.schedule = self._new_schedule(config)
         self.metrics.reconfigure(config)
-        self.dispatcher.reconfigure(config)
+        self.lifecycle.reconfigure(config)
         self.outbox.config = config
         log.info("config reloaded from %s", config.source)
         sd_notify("READY=1")
@@ -275,9 +274,3 @@ def _close_when_done(runner: Runner, in_flight: list[Future]) -> None:
         except Exception:  # noqa: BLE001 - a discarded run's failure does not matter any more
             pass
     runner.close()
-
-
-def _check_failing(name: str, result: CheckResult) -> Finding:
-    return Finding("forewarn", "check_failing", Severity.WARNING, name, {"check_name": name},
-                   f"the {name} check keeps failing: {result.error}", {"check_name": name},
-                   {"check": name, "error": result.error, "rule": f"{FAILURES_BEFORE_NOTICE} failed runs in a row"})

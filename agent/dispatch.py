@@ -17,7 +17,7 @@ from typing import Iterable, Mapping, Protocol
 from zoneinfo import ZoneInfo
 
 from agent.api import Notice, Severity
-from agent.composer import Composer, Item, address
+from agent.composer import Composer, Item, Note, PastFix, address
 from agent.config import Config, Owner
 from agent.incidents import Event, Incident, Incidents
 from agent.store import Store
@@ -77,6 +77,12 @@ def quiet_until(owner: Owner, severity: Severity, now: float) -> float | None:
 
 
 class Dispatcher:
+    """Composes the notices of incident events and puts them in the outbox (`sink`).
+
+    Each owner hears about an incident in one thread, under one subject; the owner
+    sees the business name and impact of their resource (the default owner, IT, too).
+    """
+
     def __init__(self, config: Config, store: Store, incidents: Incidents, sink: Sink):
         self.config, self.store, self.incidents, self.sink = config, store, incidents, sink
         self.composer = Composer(config)
@@ -85,60 +91,78 @@ class Dispatcher:
         self.config, self.composer = config, Composer(config)
 
     def dispatch(self, events: Iterable[Event], now: float) -> list[Notice]:
+        events = list(events)
         active_silences = silences(self.store, now)
-        groups: dict[tuple[str, str, str], list[Incident]] = {}
+        groups: dict[tuple[str, str, str, str | None], list[tuple[Incident, Item]]] = {}
         for event in events:
             incident = event.incident
-            for owner in self._owners(incident):
+            for owner, items in address([incident.finding], self.config).items():
                 if any(s.covers(incident, owner, now) for s in active_silences):
                     log.info("incident %s for %s is silenced", incident.id, owner)
                     continue
-                thread = incident.threads.get(owner) or ""
-                groups.setdefault((owner, event.phase, thread), []).append(incident)
-        notices = [self._send(owner, phase, thread, incidents, now)
-                   for (owner, phase, thread), incidents in groups.items()]
+                key = (owner, event.phase, incident.threads.get(owner, ""), event.previous_severity)
+                groups.setdefault(key, []).append((incident, self._item(incident, items[0], event.phase)))
+        notices = [self._send(owner, phase, thread, members, now, previous=previous)
+                   for (owner, phase, thread, previous), members in groups.items()]
         for event in events:
             self.incidents.notified(event.incident, now)
-        self.incidents.save(e.incident for e in events)
         return notices
 
     def escalate(self, now: float) -> list[Notice]:
-        """Critical incidents nobody acknowledged in time also go to the owner's escalation contact."""
+        """Critical incidents nobody acknowledged in time also go to the owner's escalation contact,
+        unless a silence covers them (for the owner or for the contact)."""
         notices = []
+        active_silences = silences(self.store, now)
         for incident in self.incidents.open_incidents():
             if incident.severity != Severity.CRITICAL or incident.acked_by or incident.escalated:
                 continue
-            for owner_id in self._owners(incident):
+            for owner_id, items in address([incident.finding], self.config).items():
                 owner = self.config.owners[owner_id]
                 target = owner.escalate_to
-                if target and target in self.config.owners and now - (incident.opened or now) >= owner.escalate_after:
-                    notices.append(self._send(target, "escalation", incident.threads.get(target, ""), [incident], now))
-                    incident.escalated = True
+                if not target or target not in self.config.owners or now - (incident.opened or now) < owner.escalate_after:
+                    continue
+                if any(s.covers(incident, who, now) for s in active_silences for who in (owner_id, target)):
+                    log.debug("escalation of %s to %s is silenced", incident.id, target)
+                    continue
+                incident.escalated = True
+                item = self._item(incident, items[0], "escalation")
+                notices.append(self._send(target, "escalation", incident.threads.get(target, ""), [(incident, item)],
+                                          now, escalated_after=owner.escalate_after))
             if incident.escalated:
                 self.incidents.save([incident])
         return notices
 
-    def _owners(self, incident: Incident) -> list[str]:
-        return list(address([incident.finding], self.config))
+    def noted(self, now: float) -> list[Notice]:
+        """An update for every open incident IT wrote a note about since its owners were last told."""
+        events = [Event("update", i) for i in self.incidents.open_incidents()
+                  if i.notes and max(n["at"] for n in i.notes) > i.noted]
+        return self.dispatch(events, now) if events else []
 
-    def _send(self, owner: str, phase: str, thread: str, incidents: list[Incident], now: float) -> Notice:
-        primary = incidents[0]
+    def _item(self, incident: Incident, item: Item, phase: str) -> Item:
+        notes = tuple(Note(n["text"], n["author"], n["at"]) for n in incident.notes)
+        last_fix = None
+        if phase == "opening":
+            before = self.incidents.previous(incident)
+            if before is not None and before.resolved and before.opened:
+                last_fix = PastFix(before.fix, before.resolved, before.resolved - before.opened)
+        return Item(incident.finding, item.resource, notes, last_fix)
+
+    def _send(self, owner: str, phase: str, thread: str, members: list[tuple[Incident, Item]], now: float, *,
+              previous: str | None = None, escalated_after: float | None = None) -> Notice:
+        primary = members[0][0]
         if not thread:
             thread = hashlib.sha256(f"{owner}\n{primary.id}".encode()).hexdigest()[:16]
-        for incident in incidents:
+        for incident, _ in members:
             incident.threads.setdefault(owner, thread)
-        items = [self._item(owner, incident) for incident in incidents]
         lasted = (now - primary.opened) if phase == "resolution" and primary.opened else None
-        notice = self.composer.compose(owner, items, now, phase="update" if phase == "escalation" else phase,
-                                       incident=primary.id, thread=thread, sequence=self._next_sequence(thread),
-                                       lasted=lasted)
+        notice = self.composer.compose(owner, [item for _, item in members], now, phase=phase, incident=primary.id,
+                                       thread=thread, sequence=self._next_sequence(thread), lasted=lasted,
+                                       thread_subject=primary.subjects.get(owner), previous_severity=previous,
+                                       escalated_after=escalated_after)
+        for incident, _ in members:
+            incident.subjects.setdefault(owner, notice.subject)
         self.sink.enqueue(notice, not_before=quiet_until(self.config.owners[owner], notice.severity, now))
         return notice
-
-    def _item(self, owner: str, incident: Incident) -> Item:
-        resources = [r for r in self.config.resources_for(incident.finding.check, incident.finding.labels)
-                     if r.owner == owner]
-        return Item(incident.finding, resources[0] if resources else None)
 
     def _next_sequence(self, thread: str) -> int:
         key = f"thread:{thread}"

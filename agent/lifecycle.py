@@ -1,0 +1,59 @@
+"""From a check's result to notices in the outbox: the one production path shared by
+`agent run`, `agent check --notify` and `agent rehearse`.
+
+A result's incident changes and the notices they cause are written in one
+transaction: a crash in between can neither lose a resolution nor send an
+opening twice (the outbox row and the incident state commit together).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from agent.api import CheckResult, Finding, Notice, Severity
+from agent.config import Config
+from agent.dispatch import Dispatcher, Sink
+from agent.incidents import Event, Incidents, Policy
+from agent.store import Store
+
+log = logging.getLogger(__name__)
+FAILURES_BEFORE_NOTICE = 3
+
+
+class Lifecycle:
+    def __init__(self, config: Config, store: Store, sink: Sink):
+        self.config, self.store = config, store
+        self.incidents = Incidents(store)
+        self.dispatcher = Dispatcher(config, store, self.incidents, sink)
+        self.failures: dict[str, int] = {}
+
+    def reconfigure(self, config: Config) -> None:
+        self.config = config
+        self.dispatcher.reconfigure(config)
+
+    def policy(self, check: str) -> Policy:
+        cfg = self.config.checks[check]
+        return Policy(cfg.for_, max(cfg.for_, 2 * cfg.interval), self.config.agent.update_interval)
+
+    def handle(self, result: CheckResult, now: float) -> list[Notice]:
+        """One run of a check: incidents from its findings (when it ran), and from its failing."""
+        name = result.check
+        self.failures[name] = self.failures.get(name, 0) + 1 if result.error else 0
+        failing = [check_failing(name, result)] if self.failures[name] >= FAILURES_BEFORE_NOTICE else []
+        with self.store.transaction():
+            events: list[Event] = []
+            if not result.error:
+                events += self.incidents.evaluate(name, result.findings, now, self.policy(name), result.statuses)
+            events += self.incidents.evaluate(f"forewarn/{name}", failing, now, Policy(0, 0, 3600))
+            return self.dispatcher.dispatch(events, now) if events else []
+
+    def housekeeping(self, now: float) -> list[Notice]:
+        """What is due without a check run: escalations, and updates for IT's new notes."""
+        with self.store.transaction():
+            return self.dispatcher.escalate(now) + self.dispatcher.noted(now)
+
+
+def check_failing(name: str, result: CheckResult) -> Finding:
+    return Finding("forewarn", "check_failing", Severity.WARNING, name, {"check_name": name},
+                   f"the {name} check keeps failing: {result.error}", {"check_name": name},
+                   {"check": name, "error": result.error, "rule": f"{FAILURES_BEFORE_NOTICE} failed runs in a row"})
