@@ -252,6 +252,9 @@ class Notice:
     department: str = ""
     findings: tuple[Finding, ...] = ()
     created: float = 0.0
+    replaces: tuple[Finding, ...] = ()
+    """What the owner was told before and this notice supersedes (the incident changed kind or severity):
+    a channel that keeps state per finding (Alertmanager) ends those."""
 
     @property
     def text(self) -> str:

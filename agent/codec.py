@@ -12,6 +12,7 @@ def notice_to_dict(notice: Notice) -> dict[str, Any]:
     data = asdict(notice)
     data["severity"] = str(notice.severity)
     data["findings"] = [finding_to_dict(f) for f in notice.findings]
+    data["replaces"] = [finding_to_dict(f) for f in notice.replaces]
     return data
 
 
@@ -26,6 +27,7 @@ def notice_from_dict(data: Mapping[str, Any]) -> Notice:
     fields = dict(data)
     fields["severity"] = Severity(fields["severity"])
     fields["findings"] = tuple(finding_from_dict(f) for f in fields.get("findings", ()))
+    fields["replaces"] = tuple(finding_from_dict(f) for f in fields.get("replaces", ()))
     return Notice(**fields)
 
 

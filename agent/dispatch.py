@@ -11,12 +11,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Iterable, Mapping, Protocol
 from zoneinfo import ZoneInfo
 
-from agent.api import Notice, Severity
+from agent.api import Finding, Notice, Severity
 from agent.composer import Composer, Item, Note, PastFix, address
 from agent.config import Config, Owner
 from agent.incidents import Event, Incident, Incidents
@@ -94,6 +94,7 @@ class Dispatcher:
         events = list(events)
         active_silences = silences(self.store, now)
         groups: dict[tuple[str, str, str, str | None], list[tuple[Incident, Item]]] = {}
+        replaced: dict[tuple[str, str, str, str | None], list[Finding]] = {}
         for event in events:
             incident = event.incident
             for owner, items in address([incident.finding], self.config).items():
@@ -102,7 +103,10 @@ class Dispatcher:
                     continue
                 key = (owner, event.phase, incident.threads.get(owner, ""), event.previous_severity)
                 groups.setdefault(key, []).append((incident, self._item(incident, items[0], event.phase)))
-        notices = [self._send(owner, phase, thread, members, now, previous=previous)
+                if event.replaces:
+                    replaced.setdefault(key, []).append(event.replaces)
+        notices = [self._send(owner, phase, thread, members, now, previous=previous,
+                              replaces=tuple(replaced.get((owner, phase, thread, previous), ())))
                    for (owner, phase, thread, previous), members in groups.items()]
         for event in events:
             self.incidents.notified(event.incident, now)
@@ -148,7 +152,8 @@ class Dispatcher:
         return Item(incident.finding, item.resource, notes, last_fix)
 
     def _send(self, owner: str, phase: str, thread: str, members: list[tuple[Incident, Item]], now: float, *,
-              previous: str | None = None, escalated_after: float | None = None) -> Notice:
+              previous: str | None = None, escalated_after: float | None = None,
+              replaces: tuple[Finding, ...] = ()) -> Notice:
         primary = members[0][0]
         if not thread:
             thread = hashlib.sha256(f"{owner}\n{primary.id}".encode()).hexdigest()[:16]
@@ -159,6 +164,8 @@ class Dispatcher:
                                        thread=thread, sequence=self._next_sequence(thread), lasted=lasted,
                                        thread_subject=primary.subjects.get(owner), previous_severity=previous,
                                        escalated_after=escalated_after)
+        if replaces:
+            notice = replace(notice, replaces=replaces)
         for incident, _ in members:
             incident.subjects.setdefault(owner, notice.subject)
         self.sink.enqueue(notice, not_before=quiet_until(self.config.owners[owner], notice.severity, now))

@@ -62,6 +62,8 @@ class Incident:
     """What fixed it (`agent resolve --fix`, else the last note), remembered for the next time."""
     handed_to: str = ""
     """The incident that carried on when this one ended (same resource, still in trouble)."""
+    told: dict | None = None
+    """The finding as the owners were last told it (its kind and severity may have changed since)."""
 
     @property
     def severity(self) -> Severity:
@@ -80,6 +82,8 @@ class Event:
     incident: Incident
     previous_severity: str | None = None
     """For an update: the severity the owners were last told, when it changed."""
+    replaces: Finding | None = None
+    """For an update: the finding the owners were told before, when this one differs in kind or severity."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +131,7 @@ class Incidents:
                 if incident.state == "pending" and now - incident.first_seen >= policy.for_:
                     events.append(self._open(incident, active, now))
                 elif incident.state == "open" and _needs_update(incident, now, policy):
-                    events.append(Event("update", incident, _changed(incident)))
+                    events.append(Event("update", incident, _changed(incident), _superseded(incident, incident)))
             current = {s.resource: s for s in statuses}
             for key, incident in list(active.items()):
                 if incident.check != check or key in seen:
@@ -149,7 +153,8 @@ class Incidents:
         incident.threads = {**carried.threads, **incident.threads}
         incident.subjects = {**carried.subjects, **incident.subjects}
         incident.opened = carried.opened or now
-        return Event("update", incident, carried.notified_severity or carried.severity.value)
+        return Event("update", incident, carried.notified_severity or carried.severity.value,
+                     _superseded(carried, incident))
 
     def _end(self, incident: Incident, present: Iterable[Incident], status: ResourceStatus | None,
              now: float) -> list[Event]:
@@ -163,7 +168,8 @@ class Incidents:
             heir.subjects = {**incident.subjects, **heir.subjects}
             if heir.state == "pending":  # the trouble is continuous: no second wait of `for`
                 heir.state, heir.opened = "open", incident.opened or now
-                return [Event("update", heir, incident.notified_severity or incident.severity.value)]
+                return [Event("update", heir, incident.notified_severity or incident.severity.value,
+                              _superseded(incident, heir))]
             return []
         if status is not None and status.facts:
             incident.finding = replace(incident.finding, facts={**incident.finding.facts, **status.facts})
@@ -175,6 +181,7 @@ class Incidents:
         incident.notified_severity = incident.severity.value
         incident.notified_eta = incident.finding.forecast.eta if incident.finding.forecast else None
         incident.noted = max([incident.noted] + [n["at"] for n in incident.notes])
+        incident.told = finding_to_dict(incident.finding)
         self.save([incident])
 
     def save(self, incidents: Iterable[Incident]) -> None:
@@ -194,6 +201,10 @@ class Incidents:
             edit(incident)
             self.save([incident])
         return incident
+
+    def note(self, incident_id: str, text: str, author: str, now: float) -> Incident | None:
+        """IT's words about an incident (`agent note`); the next update carries them."""
+        return self.change(incident_id, lambda i: i.notes.append({"text": text, "author": author, "at": now}))
 
     def ack(self, incident_id: str, who: str) -> Incident | None:
         incident = self.get(incident_id)
@@ -222,6 +233,14 @@ def _sibling(incident: Incident, others: Iterable[Incident]) -> Incident | None:
     """Another open incident on the same resource, whose threads a new finding there continues."""
     return next((o for o in others if o is not incident and o.state == "open"
                  and o.resource_key == incident.resource_key and o.threads), None)
+
+
+def _superseded(before: Incident, now: Incident) -> Finding | None:
+    """What the owners were told about `before`, if `now`'s finding differs from it in kind or severity."""
+    if not before.told:
+        return None
+    told = finding_from_dict(before.told)
+    return told if (told.kind, told.severity) != (now.finding.kind, now.finding.severity) else None
 
 
 def _changed(incident: Incident) -> str | None:

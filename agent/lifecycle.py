@@ -13,7 +13,7 @@ import logging
 from agent.api import CheckResult, Finding, Notice, Severity
 from agent.config import Config
 from agent.dispatch import Dispatcher, Sink
-from agent.incidents import Event, Incidents, Policy
+from agent.incidents import Event, Incident, Incidents, Policy
 from agent.store import Store
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,22 @@ class Lifecycle:
                 events += self.incidents.evaluate(name, result.findings, now, self.policy(name), result.statuses)
             events += self.incidents.evaluate(f"forewarn/{name}", failing, now, Policy(0, 0, 3600))
             return self.dispatcher.dispatch(events, now) if events else []
+
+    def resolve(self, incident_id: str, fix: str, now: float) -> Incident | None:
+        """IT says it is over (`agent resolve`): the owners get the closing notice now, with the fix
+        remembered for the next time. Should the check still see the problem, a new incident opens after `for`."""
+        with self.store.transaction():
+            incident = self.incidents.get(incident_id)
+            if incident is None:
+                return None
+            incident.fix = fix or incident.fix or (incident.notes[-1]["text"] if incident.notes else "")
+            was = incident.state
+            if was != "resolved":
+                incident.state, incident.resolved = "resolved", now
+            self.incidents.save([incident])
+            if was == "open":
+                self.dispatcher.dispatch([Event("resolution", incident)], now)
+        return incident
 
     def housekeeping(self, now: float) -> list[Notice]:
         """What is due without a check run: escalations, and updates for IT's new notes."""

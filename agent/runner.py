@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Iterable
+from typing import Callable, Iterable
 
-from agent.api import CheckResult, Context, ForewarnError, ResourceStatus, Status
+from agent.api import Check, CheckConfig, CheckResult, Context, ForewarnError, ResourceStatus, Status
 from agent.clock import Clock, wall_clock
 from agent.config import Config
 from agent.detect.bank import DetectorBank
@@ -19,9 +19,12 @@ log = logging.getLogger(__name__)
 class Runner:
     """Owns one instance per configured check, so checks can keep state between runs."""
 
-    def __init__(self, config: Config, store: Store, clock: Clock | None = None):
+    def __init__(self, config: Config, store: Store, clock: Clock | None = None,
+                 build: Callable[[type, CheckConfig], Check] | None = None):
+        """`build` makes a check from its class and config (a rehearsal feeds it scripted numbers)."""
         self.config, self.store, self.clock = config, store, clock or wall_clock()
-        self.checks = {name: config.registry.check(name)(cfg)
+        build = build or (lambda cls, cfg: cls(cfg))
+        self.checks = {name: build(config.registry.check(name), cfg)
                        for name, cfg in config.checks.items() if cfg.enabled}
         self.running: dict[str, tuple[threading.Thread, float]] = {}
         """A run that outlived its timeout: no second run starts until it returns (no pile-up)."""

@@ -52,28 +52,31 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def _labels(notice: Notice, finding: Finding | None, instance: str) -> dict[str, str]:
+    labels = {
+        "alertname": alertname(finding.kind if finding else notice.phase),
+        "department": notice.department,
+        "owner": notice.owner,
+        "severity": str(finding.severity if finding else notice.severity),
+        "check": finding.check if finding else "forewarn",
+        "resource": finding.resource if finding else notice.incident_id,
+        "instance": instance,
+    }
+    return {k: v for k, v in labels.items() if v}
+
+
 def alerts_for(notice: Notice, instance: str, now: float, stale_after: float) -> list[dict[str, Any]]:
     """One alert per finding (a notice without findings, e.g. an operator notice, is one alert of its own)."""
     findings: tuple[Finding | None, ...] = notice.findings or (None,)
     ends = now if notice.phase == "resolution" else now + stale_after
-    alerts = []
-    for finding in findings:
-        labels = {
-            "alertname": alertname(finding.kind if finding else notice.phase),
-            "department": notice.department,
-            "owner": notice.owner,
-            "severity": str(finding.severity if finding else notice.severity),
-            "check": finding.check if finding else "forewarn",
-            "resource": finding.resource if finding else notice.incident_id,
-            "instance": instance,
-        }
-        alerts.append({
-            "labels": {k: v for k, v in labels.items() if v},
-            "annotations": {"summary": notice.subject, "description": notice.body, "appendix": notice.appendix,
-                            "incident_id": notice.incident_id},
-            "startsAt": _iso(min(notice.created or now, now)),
-            "endsAt": _iso(ends),
-        })
+    starts = _iso(min(notice.created or now, now))
+    annotations = {"summary": notice.subject, "description": notice.body, "appendix": notice.appendix,
+                   "incident_id": notice.incident_id}
+    alerts = [{"labels": _labels(notice, finding, instance), "annotations": annotations, "startsAt": starts,
+               "endsAt": _iso(ends)} for finding in findings]
+    alerts += [{"labels": _labels(notice, finding, instance), "annotations": {"incident_id": notice.incident_id},
+                "startsAt": starts, "endsAt": _iso(now)}  # what the incident was before it changed kind or severity
+               for finding in notice.replaces]
     return alerts
 
 

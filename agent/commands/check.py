@@ -17,6 +17,7 @@ from agent.api import CheckResult, Finding, ForewarnError, Notice, Status
 from agent.commands import config_option
 from agent.composer import Composer, address
 from agent.config import Config, load_config
+from agent.lifecycle import Lifecycle
 from agent.outbox import Outbox
 from agent.runner import Runner
 from agent.store import Store
@@ -43,15 +44,17 @@ def check(ctx: click.Context, names: tuple[str, ...], path: str | None, as_json:
         results = runner.run_all(names or None)
         now = runner.clock()
         findings = [f for r in results for f in r.findings]
-        composer = Composer(config)
-        # Each run is its own message (sequence = the run's time), in a thread that is stable across runs.
-        notices = [composer.compose(owner, items, now, sequence=int(now))
-                   for owner, items in address(findings, config).items()]
         status = max((s.status for r in results for s in r.statuses), default=Status.OK)
         deliveries = []
-        if notify:
+        if notify:  # the daemon's lifecycle: open once, honour `for`, update, resolve
+            outbox = Outbox(store, config, clock=runner.clock)
+            notices = lifecycle_notices(Lifecycle(config, store, outbox), results, now)
             with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
-                deliveries = send(Outbox(store, config, clock=runner.clock), notices)
+                deliveries = send(outbox, notices)
+        else:  # what the owners would be told about what this run saw
+            composer = Composer(config)
+            notices = [composer.compose(owner, items, now, sequence=int(now))
+                       for owner, items in address(findings, config).items()]
     finally:
         runner.close()
         store.close()
@@ -61,6 +64,13 @@ def check(ctx: click.Context, names: tuple[str, ...], path: str | None, as_json:
     else:
         print_report(config, results, findings, notices, explain, notify, deliveries)
     ctx.exit(int(status))
+
+
+def lifecycle_notices(lifecycle: Lifecycle, results: list[CheckResult], now: float) -> list[Notice]:
+    """The notices this run queues, as the daemon would: openings after `for`, updates, resolutions,
+    escalations and IT's notes."""
+    notices = [n for result in results for n in lifecycle.handle(result, now)]
+    return notices + lifecycle.housekeeping(now)
 
 
 def send(outbox: Outbox, notices: list[Notice]) -> list[dict]:

@@ -1,8 +1,11 @@
-"""`agent incidents`, `agent ack` and `agent silence`: look at and steer the incident lifecycle."""
+"""`agent incidents`, `ack`, `note`, `resolve` and `silence`: look at and steer the incident lifecycle.
+
+They write to the state database; a running daemon reads it afresh every cycle."""
 
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime, timezone
 
 import click
@@ -13,31 +16,47 @@ from agent.config import load_config
 from agent.dispatch import add_silence, silences
 from agent.incidents import Incidents
 from agent.store import Store
-from agent.units import parse_duration
+from agent.units import format_duration, parse_duration
+
 
 def _iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds") if ts else None
 
 
+def _row(i) -> dict:
+    lasted = (i.resolved - i.opened) if i.resolved and i.opened else None
+    return {"id": i.id, "state": i.state, "severity": i.severity.value, "check": i.finding.check,
+            "kind": i.finding.kind, "resource": i.finding.resource, "summary": i.finding.summary,
+            "opened": _iso(i.opened), "last_seen": _iso(i.last_seen), "resolved": _iso(i.resolved),
+            "lasted_seconds": lasted, "acked_by": i.acked_by or None, "owners": sorted(i.threads),
+            "notes": i.notes, "fix": i.fix or None}
+
+
 @click.command()
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def incidents(path: str | None, as_json: bool) -> None:
-    """List open and pending incidents."""
+@click.option("--history", is_flag=True, help="Closed incidents instead, newest first, with what fixed them.")
+def incidents(path: str | None, as_json: bool, history: bool) -> None:
+    """List open and pending incidents (or, with --history, closed ones)."""
     store = Store(load_config(path).state_dir())
-    rows = [{"id": i.id, "state": i.state, "severity": i.severity.value, "check": i.finding.check,
-             "kind": i.finding.kind, "resource": i.finding.resource, "summary": i.finding.summary,
-             "opened": _iso(i.opened), "last_seen": _iso(i.last_seen), "acked_by": i.acked_by or None,
-             "owners": sorted(i.threads)} for i in Incidents(store).active.values()]
-    store.close()
+    try:
+        found = Incidents(store).history() if history else list(Incidents(store).active.values())
+    finally:
+        store.close()
+    rows = [_row(i) for i in found]
     if as_json:
         click.echo(json.dumps({"incidents": rows}, ensure_ascii=False, indent=2))
         return
     if not rows:
-        click.echo("no open incidents")
+        click.echo("no closed incidents" if history else "no open incidents")
     for row in rows:
-        click.echo(f"{row['id']}  {row['state']:<8} {row['severity']:<8} {row['kind']:<20} {row['resource']}  "
-                   f"{row['summary']}")
+        if history:
+            lasted = format_duration(row["lasted_seconds"]) if row["lasted_seconds"] is not None else "-"
+            click.echo(f"{row['id']}  {row['resolved']}  lasted {lasted:<7} {row['kind']:<20} {row['resource']}  "
+                            f"fix: {row['fix'] or '(not recorded)'}")
+        else:
+            click.echo(f"{row['id']}  {row['state']:<8} {row['severity']:<8} {row['kind']:<20} {row['resource']}  "
+                            f"{row['summary']}")
 
 
 @click.command()
@@ -53,6 +72,54 @@ def ack(path: str | None, incident_id: str, by: str) -> None:
     finally:
         store.close()
     click.echo(f"incident {incident_id} acknowledged by {by}")
+
+
+@click.command()
+@config_option
+@click.argument("incident_id")
+@click.argument("text")
+@click.option("--by", default=lambda: os.environ.get("SUDO_USER") or os.environ.get("USER") or "IT",
+              show_default="your user name", help="Who writes it; shown in the appendix.")
+def note(path: str | None, incident_id: str, text: str, by: str) -> None:
+    """Tell the owners what IT is doing: TEXT goes into the next update of an open incident."""
+    text = " ".join(text.split())
+    if not text:
+        raise click.BadParameter("the note is empty", param_hint="TEXT")
+    store = Store(load_config(path).state_dir())
+    try:
+        incidents_ = Incidents(store)
+        found = incidents_.get(incident_id)
+        if found is None or found.state != "open":
+            raise click.ClickException(f"no open incident {incident_id!r} (see: agent incidents)")
+        incidents_.note(incident_id, text, by, wall_clock()())
+    finally:
+        store.close()
+    click.echo(f"note added to incident {incident_id}; the owners get it with the next update (within a cycle "
+               "of a running agent, or the next agent check --notify)")
+
+
+@click.command()
+@config_option
+@click.argument("incident_id")
+@click.option("--fix", default="", help="What fixed it; told to the owners the next time the same thing happens.")
+def resolve(path: str | None, incident_id: str, fix: str) -> None:
+    """Close an incident now (the owners get the closing notice) and record what fixed it.
+
+    Works on an already closed incident too, to record the fix afterwards."""
+    from agent.lifecycle import Lifecycle
+    from agent.outbox import Outbox
+
+    config = load_config(path)
+    store = Store(config.state_dir())
+    try:
+        clock = wall_clock()
+        lifecycle = Lifecycle(config, store, Outbox(store, config, clock=clock))
+        incident = lifecycle.resolve(incident_id, " ".join(fix.split()), clock())
+    finally:
+        store.close()
+    if incident is None:
+        raise click.ClickException(f"no incident {incident_id!r} (see: agent incidents, agent incidents --history)")
+    click.echo(f"incident {incident_id} resolved" + (f"; fix recorded: {incident.fix}" if incident.fix else ""))
 
 
 @click.group()

@@ -6,12 +6,12 @@ import fnmatch
 from dataclasses import dataclass
 from typing import ClassVar
 
-import psutil
 from pydantic import Field, ValidationInfo, field_validator
 
 from agent.api import (CheckConfig, CheckResult, Context, Duration, Finding, Forecast, Metric, Percent,
                        ResourceStatus, Severity, Status, format_bytes, format_duration, growth_trend)
-from checks.disk.probe import Prober, Unanswered, Usage
+from checks.disk.probe import Unanswered, Usage
+from checks.disk.sources import Disks, LocalDisks, Script, ScriptedDisks
 
 PSEUDO_FS = frozenset({
     "autofs", "binfmt_misc", "bpf", "cgroup", "cgroup2", "configfs", "debugfs", "devpts", "devtmpfs",
@@ -19,7 +19,6 @@ PSEUDO_FS = frozenset({
     "mqueue", "nsfs", "overlay", "proc", "pstore", "ramfs", "rpc_pipefs", "securityfs", "selinuxfs",
     "squashfs", "sysfs", "tmpfs", "tracefs", "nfsd", "aufs", "devfs", "fdescfs", "none",
 })
-ALWAYS = ("/",)
 
 USED_RATIO = Metric("disk_used_ratio", "ratio", "Share of the filesystem's usable space in use (as df shows it).")
 SIZE = Metric("disk_size_bytes", "bytes", "Total size of the filesystem.")
@@ -79,17 +78,23 @@ class DiskCheck:
     Config: ClassVar[type[DiskConfig]] = DiskConfig
     metrics: ClassVar[tuple[Metric, ...]] = (USED_RATIO, SIZE, FREE, USED, INODES, TTF, RESPONSIVE)
 
-    def __init__(self, config: DiskConfig):
+    def __init__(self, config: DiskConfig, disks: Disks | None = None):
         self.config = config
-        self.prober = Prober()
+        self.disks = disks or LocalDisks()
+        """Where mounts and their usage come from: this host, or a rehearsal's script."""
+
+    @classmethod
+    def rehearsal(cls, config: DiskConfig, script: Script) -> DiskCheck:
+        """This check judging scripted measurements (`agent rehearse`): only the numbers are simulated."""
+        return cls(config, ScriptedDisks(script))
 
     def close(self) -> None:
-        self.prober.close()
+        self.disks.close()
 
     def run(self, ctx: Context) -> CheckResult:
-        wanted = {w["mount"] for w in ctx.wanted if "mount" in w} | set(self.config.mounts) | set(ALWAYS)
-        mounts = select_mounts(psutil.disk_partitions(all=True), wanted, self.config.exclude)
-        usage = self.prober.measure([m.path for m in mounts], self.config.mount_timeout)
+        wanted = {w["mount"] for w in ctx.wanted if "mount" in w} | set(self.config.mounts) | set(self.disks.always)
+        mounts = select_mounts(self.disks.partitions(ctx.now()), wanted, self.config.exclude)
+        usage = self.disks.measure([m.path for m in mounts], self.config.mount_timeout, ctx.now())
         now = ctx.now()
         statuses, observations, findings = [], [], []
         for mount in mounts:

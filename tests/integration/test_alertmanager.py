@@ -135,3 +135,33 @@ def test_the_daemon_keeps_an_open_incident_alive_and_stops_once_it_is_resolved(a
     daemon._refresh(outbox, {}, time.time())
     assert finance_alerts(alertmanager) == []  # a resolved incident is not brought back
     store.close()
+
+
+def test_a_warning_that_turns_critical_leaves_only_the_critical_alert_firing(alertmanager, tmp_path):
+    """Issue 12.11: the warning alert used to stay active next to the critical one until it expired."""
+    import time
+
+    from agent.dispatch import Dispatcher
+    from agent.incidents import Incidents, Policy
+
+    config = agent_config(tmp_path, "agent", [alertmanager.url])
+    store = Store(tmp_path / "agent")
+    outbox = Outbox(store, config, policy=FAST)
+    incidents = Incidents(store)
+    dispatcher = Dispatcher(config, store, incidents, outbox)
+    facts = {"mount": "/srv/finance", "used_ratio": 0.91, "free_bytes": 9e10}
+    warning = Finding("disk", "disk_nearly_full", Severity.WARNING, "/srv/finance", {"mount": "/srv/finance"},
+                      "/srv/finance is 91% full", facts=facts, incident="disk_space")
+    critical = Finding("disk", "disk_full", Severity.CRITICAL, "/srv/finance", {"mount": "/srv/finance"},
+                       "/srv/finance is 97% full", facts={**facts, "used_ratio": 0.97, "free_bytes": 3e10},
+                       incident="disk_space")
+    now = time.time()
+    try:
+        dispatcher.dispatch(incidents.evaluate("disk", [warning], now, Policy(0, 0, 3600)), now)
+        outbox.deliver_due()
+        assert [a["labels"]["severity"] for a in finance_alerts(alertmanager)] == ["warning"]
+        dispatcher.dispatch(incidents.evaluate("disk", [critical], now + 1, Policy(0, 0, 3600)), now + 1)
+        outbox.deliver_due(now + 1)
+        assert [a["labels"]["severity"] for a in finance_alerts(alertmanager)] == ["critical"]
+    finally:
+        store.close()
