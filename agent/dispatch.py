@@ -112,18 +112,19 @@ class Dispatcher:
             self.incidents.notified(event.incident, now)
         return notices
 
-    def escalate(self, now: float) -> list[Notice]:
+    def escalate(self, now: float, open_now: list[Incident] | None = None) -> list[Notice]:
         """Critical incidents nobody acknowledged in time also go to the owner's escalation contact,
         unless a silence covers them (for the owner or for the contact)."""
         notices = []
         active_silences = silences(self.store, now)
-        for incident in self.incidents.open_incidents():
+        for incident in self.incidents.open_incidents() if open_now is None else open_now:
             if incident.severity != Severity.CRITICAL or incident.acked_by or incident.escalated:
                 continue
             for owner_id, items in address([incident.finding], self.config).items():
                 owner = self.config.owners[owner_id]
                 target = owner.escalate_to
-                if not target or target not in self.config.owners or now - (incident.opened or now) < owner.escalate_after:
+                critical_since = incident.critical_since or incident.opened or now
+                if not target or target not in self.config.owners or now - critical_since < owner.escalate_after:
                     continue
                 if any(s.covers(incident, who, now) for s in active_silences for who in (owner_id, target)):
                     log.debug("escalation of %s to %s is silenced", incident.id, target)
@@ -136,9 +137,9 @@ class Dispatcher:
                 self.incidents.save([incident])
         return notices
 
-    def noted(self, now: float) -> list[Notice]:
+    def noted(self, now: float, open_now: list[Incident]) -> list[Notice]:
         """An update for every open incident IT wrote a note about since its owners were last told."""
-        events = [Event("update", i) for i in self.incidents.open_incidents()
+        events = [Event("update", i) for i in open_now
                   if i.notes and max(n["at"] for n in i.notes) > i.noted]
         return self.dispatch(events, now) if events else []
 

@@ -62,6 +62,8 @@ class Incident:
     """What fixed it (`agent resolve --fix`, else the last note), remembered for the next time."""
     handed_to: str = ""
     """The incident that carried on when this one ended (same resource, still in trouble)."""
+    critical_since: float | None = None
+    """When it became critical (escalation counts from then); None while it is not."""
     told: dict | None = None
     """The finding as the owners were last told it (its kind and severity may have changed since)."""
 
@@ -126,6 +128,8 @@ class Incidents:
                                         now, finding)
                     active[finding.dedup_key] = incident
                 incident.last_seen, incident.finding = now, finding
+                critical = finding.severity == Severity.CRITICAL
+                incident.critical_since = (incident.critical_since or now) if critical else None
                 seen[finding.dedup_key] = incident
             for incident in seen.values():
                 if incident.state == "pending" and now - incident.first_seen >= policy.for_:
@@ -150,8 +154,7 @@ class Incidents:
         carried = _sibling(incident, active.values())
         if carried is None:
             return Event("opening", incident)
-        incident.threads = {**carried.threads, **incident.threads}
-        incident.subjects = {**carried.subjects, **incident.subjects}
+        _inherit(incident, carried)
         incident.opened = carried.opened or now
         return Event("update", incident, carried.notified_severity or carried.severity.value,
                      _superseded(carried, incident))
@@ -164,8 +167,7 @@ class Incidents:
                      and i.severity.rank >= incident.severity.rank), None)
         if heir is not None:
             incident.handed_to = heir.id  # the owner hears how it goes on in the same thread, not an all-clear
-            heir.threads = {**incident.threads, **heir.threads}
-            heir.subjects = {**incident.subjects, **heir.subjects}
+            _inherit(heir, incident)
             if heir.state == "pending":  # the trouble is continuous: no second wait of `for`
                 heir.state, heir.opened = "open", incident.opened or now
                 return [Event("update", heir, incident.notified_severity or incident.severity.value,
@@ -227,6 +229,17 @@ class Incidents:
 
     def _load(self, where: str, params: tuple = ()) -> list[Incident]:
         return [_load(data) for (data,) in self.store.query(f"SELECT data FROM incidents WHERE {where}", params)]
+
+
+def _inherit(heir: Incident, before: Incident) -> None:
+    """A finding that carries on an incident on the same resource keeps its threads, subjects, ack and
+    escalation: the owner lives through one incident, not two."""
+    heir.threads = {**before.threads, **heir.threads}
+    heir.subjects = {**before.subjects, **heir.subjects}
+    heir.acked_by = heir.acked_by or before.acked_by
+    heir.escalated = heir.escalated or before.escalated
+    if before.critical_since and heir.critical_since:
+        heir.critical_since = min(heir.critical_since, before.critical_since)
 
 
 def _sibling(incident: Incident, others: Iterable[Incident]) -> Incident | None:

@@ -66,7 +66,10 @@ class Lifecycle:
     def housekeeping(self, now: float) -> list[Notice]:
         """What is due without a check run: escalations, and updates for IT's new notes."""
         with self.store.transaction():
-            return self.dispatcher.escalate(now) + self.dispatcher.noted(now)
+            open_now = self.incidents.open_incidents()
+            if not open_now:
+                return []
+            return self.dispatcher.escalate(now, open_now) + self.dispatcher.noted(now, open_now)
 
 
 def check_failing(name: str, result: CheckResult) -> Finding:

@@ -45,6 +45,8 @@ from agent.store import Store
 from agent.units import parse_duration, parse_size
 
 EVENT_KINDS = ("ack", "note", "silence", "resolve", "restart")
+HOUSEKEEPING_EVERY = 300.0
+"""Between check runs, escalations, notes and held notices are looked at every 5 simulated minutes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +110,8 @@ class Transcript:
     scenario: Scenario
     delivered: list[Delivered] = field(default_factory=list)
     runs: int = 0
+    open_at_end: set[tuple[str, str]] = field(default_factory=set)
+    """(check, resource) of the incidents still open when the scenario ended."""
 
     def for_owner(self, owner: str) -> list[Delivered]:
         return [d for d in self.delivered if d.notice.owner == owner]
@@ -166,15 +170,18 @@ class _Player:
                 now = self.clock.now
                 while pending and self.scenario.start + pending[0].at <= now:
                     self._act(pending.pop(0), now)
+                ran = False
                 for name, when in due.items():
                     if when <= now:
                         result = self.runner.run(name)
                         self.transcript.runs += 1
                         self.lifecycle.handle(result, now)
-                        due[name] = now + config.checks[name].interval
-                self.lifecycle.housekeeping(now)
-                self.outbox.deliver_due(now)
+                        due[name], ran = now + config.checks[name].interval, True
+                if ran or (now - self.scenario.start) % HOUSEKEEPING_EVERY < self.tick:
+                    self.lifecycle.housekeeping(now)
+                    self.outbox.deliver_due(now)
                 self.clock.now += self.tick
+            self.transcript.open_at_end = {i.resource_key for i in self.lifecycle.incidents.open_incidents()}
         finally:
             self._shutdown()
         return self.transcript
@@ -184,7 +191,7 @@ class _Player:
         self.store = Store(self.state_dir)
         self.outbox = _RehearsalOutbox(self.store, config, self.clock, self.transcript)
         self.lifecycle = Lifecycle(config, self.store, self.outbox)
-        self.runner = Runner(config, self.store, self.clock, build=self._build)
+        self.runner = Runner(config, self.store, self.clock, build=self._build, isolate=False)
 
     def _build(self, cls: type, cfg: Any) -> Any:
         rehearsal = getattr(cls, "rehearsal", None)

@@ -118,13 +118,12 @@ class DiskCheck:
                 observations.append(TTF.observe(forecast.eta - now, labels, now))
             findings += mount_findings
             worst = max((f.severity.status for f in mount_findings), default=Status.OK)
-            statuses.append(ResourceStatus(mount.path, worst, _summary(result), labels))
+            statuses.append(ResourceStatus(mount.path, worst, _summary(result), labels, _facts(mount, result)))
         return CheckResult(self.name, tuple(statuses), tuple(observations), tuple(findings))
 
     def _judge(self, mount: Mount, usage: Usage, ctx: Context, now: float) -> list[Finding]:
         cfg, found = self.config, []
-        facts = {"mount": mount.path, "used_ratio": usage.used_ratio, "used_bytes": usage.used,
-                 "free_bytes": usage.free, "size_bytes": usage.total}
+        facts = _facts(mount, usage)
         evidence = {"mount": f"{mount.path} ({mount.fstype}, {mount.device})",
                     "used": f"{usage.used_ratio:.1%} ({format_bytes(usage.used)} of {format_bytes(usage.used + usage.free)} usable)",
                     "free": format_bytes(usage.free)}
@@ -199,6 +198,11 @@ def select_mounts(partitions, wanted: set[str], exclude: tuple[str, ...]) -> lis
     for path in wanted - chosen.keys():  # a directory, or a mount that is missing: statvfs tells
         chosen[path] = Mount(path, "-", "-")
     return sorted(chosen.values(), key=lambda m: m.path)
+
+
+def _facts(mount: Mount, usage: Usage) -> dict[str, float | str]:
+    return {"mount": mount.path, "used_ratio": usage.used_ratio, "used_bytes": usage.used,
+            "free_bytes": usage.free, "size_bytes": usage.total}
 
 
 def _summary(usage: Usage) -> str:
