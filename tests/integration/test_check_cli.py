@@ -310,3 +310,35 @@ def test_init_writes_a_config_that_validates(tmp_path: Path) -> None:
     assert checked.returncode == 0, checked.stderr
     again = run_agent("init", str(target), cwd=tmp_path)
     assert again.returncode != 0 and "Traceback" not in again.stderr, "init overwrote an existing config"
+
+
+def test_notify_from_cron_opens_once_honours_for_and_resolves(tmp_path: Path) -> None:
+    """Issue 12.6: `agent check --notify` re-sent the opening on every run and ignored `for`. Run as cron
+    would, it now shares the daemon's lifecycle through the state database."""
+    notices_file = tmp_path / "out" / "notices.jsonl"
+    config = two_owner_config(tmp_path, notices_file)
+    config["checks"]["disk"].update({"interval": "5m", "for": "4m"})
+    path = write_yaml(tmp_path / "forewarn.yaml", config)
+    start = 1_794_909_600  # Tuesday 17 November 2026, 10:00 UTC (outside Rome's quiet hours)
+
+    def cron(minutes: int) -> list[dict]:
+        env = {k: v for k, v in os.environ.items() if k != "FOREWARN_CONFIG"}
+        done = run_agent("check", "-c", str(path), "--notify", cwd=tmp_path,
+                         env={**env, "FOREWARN_NOW": str(start + 60 * minutes)})
+        assert "Traceback" not in done.stderr, done.stderr
+        if not notices_file.exists():
+            return []
+        return [json.loads(line) for line in notices_file.read_text(encoding="utf-8").splitlines()]
+
+    assert cron(0) == []  # the problem must hold for 4 minutes first
+    opened = cron(5)
+    assert sorted((r["owner"], r["phase"]) for r in opened) == [("finance", "opening"), ("it", "opening"),
+                                                                 ("radiology", "opening")]
+    assert cron(10) == opened  # still full, a warning-free critical with no change: nothing new yet
+    config["checks"]["disk"].update({"warning": "99%", "critical": "100%"})  # IT freed space (as far as we know)
+    write_yaml(path, config)
+    cron(15)
+    final = cron(26)
+    phases = [(r["owner"], r["phase"]) for r in final[len(opened):]]
+    assert sorted(phases) == [("finance", "resolution"), ("it", "resolution"), ("radiology", "resolution")], phases
+    assert len({r["thread_id"] for r in final if r["owner"] == "finance"}) == 1
