@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -18,6 +19,7 @@ from agent.rehearse import Transcript, load_scenario, rehearse as play
 @click.option("--bodies/--subjects", default=True, show_default=True, help="Print whole notices or subjects only.")
 def rehearse(scenario: str, path: str | None, bodies: bool) -> None:
     """Play SCENARIO on a simulated clock through the real engine and print every notice per owner."""
+    logging.getLogger("forewarn.checks").setLevel(logging.ERROR)  # scripted outages are not news here
     config = None
     if path:
         from agent.config import load_config

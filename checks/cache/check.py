@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import ClassVar, Mapping
+from typing import Callable, ClassVar, Mapping
 
 from agent.api import (CheckError, CheckResult, Context, DetectorParams, Finding, Metric, Observation,
                        ResourceStatus, Severity, Status, format_duration)
@@ -50,6 +50,10 @@ first hour only learns, and after an alert an hour passes before the next. Three
 needed, as one odd run also tilts the next runs' 4-run mean. Trends are not judged (trend_persistence 0)."""
 
 
+Measure = Callable[[Target, float, Context, float], "Outcome"]
+"""How a run measures one target: (target, seconds to spread over, context, since) -> what it saw."""
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """What one run saw of one target."""
@@ -80,14 +84,23 @@ class CacheCheck:
     metrics: ClassVar[tuple[Metric, ...]] = (UP, PROBE_SECONDS, PROBES, SLOW_RATIO, CONNECT, HIT_RATIO, HITS,
                                              MISSES, EVICTIONS, MEMORY, FRAGMENTATION)
 
-    def __init__(self, config: CacheConfig):
+    def __init__(self, config: CacheConfig, measure: Measure | None = None):
         self.config = config
         self.states = {t.name: _TargetState(t, config) for t in config.targets}
+        self.measure = measure or self._probe
+        """How a run measures a target: real probes, or a rehearsal's scripted ones."""
         self.runs = 0
         self.params = config.detector_params(BASE)
         self.server_rules = ServerRules(config.hit_ratio_drop, config.min_lookups, config.evictions_min,
                                         config.memory_warning, config.fragmentation_warning,
                                         config.fragmentation_min_waste, _unusual(self.params))
+
+    @classmethod
+    def rehearsal(cls, config: CacheConfig, script) -> CacheCheck:
+        """This check judging scripted waits (`agent rehearse`): only the measurements are simulated."""
+        from checks.cache.rehearsal import ScriptedProbes
+
+        return cls(config, ScriptedProbes(config, script))
 
     def close(self) -> None:
         for state in self.states.values():
@@ -101,7 +114,7 @@ class CacheCheck:
         self.runs += 1
         since = ctx.now() - self.config.lookback
         with ThreadPoolExecutor(max_workers=len(targets), thread_name_prefix="cache-probe") as pool:
-            futures = [pool.submit(self._measure, t, seconds, ctx, since) for t in targets]
+            futures = [pool.submit(self.measure, t, seconds, ctx, since) for t in targets]
             outcomes: list[Outcome | CheckError] = []
             for future in futures:
                 try:
@@ -121,7 +134,7 @@ class CacheCheck:
             statuses.append(ResourceStatus(target.name, worst, summary, labels))
         return CheckResult(self.name, tuple(statuses), tuple(observations), tuple(findings))
 
-    def _measure(self, target: Target, seconds: float, ctx: Context, since: float) -> Outcome:
+    def _probe(self, target: Target, seconds: float, ctx: Context, since: float) -> Outcome:
         session = self.states[target.name].session
         probes, error = session.cycle(self.config.probes, seconds, self.config.fresh_every,
                                       patience=self.config.probe_timeout, now=ctx.now)
