@@ -285,3 +285,39 @@ def _tls_answers(port: int, context) -> bool:
     except OSError:
         return False
     return True
+
+
+def run_cli(agent: Agent, *args: str) -> subprocess.CompletedProcess:
+    done = subprocess.run([sys.executable, "-m", "agent.cli", *args, "-c", str(agent.config_path)],
+                          capture_output=True, text=True, timeout=60, env=agent.env)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    return done
+
+
+def test_ack_note_resolve_and_the_fix_remembered_reach_a_running_daemon(agents):
+    """Issue 12: IT steers a running daemon from another shell. The ack holds (the daemon used to write
+    its own copy back over it), the note goes out as an update within a cycle, `resolve --fix` closes the
+    incident, and as the disk is still full the next incident tells the owner what fixed it last time."""
+    agent = agents(FORCED.replace("WARNING", "1%"))
+    agent.start()
+    try:
+        assert wait_until(lambda: len(agent.notices()) >= 2, timeout=20), agent.log_path.read_text()
+        [incident] = json.loads(run_cli(agent, "incidents", "--json").stdout)["incidents"]
+        run_cli(agent, "ack", incident["id"], "--by", "luca")
+        run_cli(agent, "note", incident["id"], "Luca is moving the 2024 archives to the NAS tonight.", "--by", "Luca")
+        assert wait_until(lambda: any(n["phase"] == "update" for n in agent.notices()), timeout=20)
+        time.sleep(2)  # a few more cycles
+        [still] = json.loads(run_cli(agent, "incidents", "--json").stdout)["incidents"]
+        assert still["acked_by"] == "luca" and still["notes"][0]["author"] == "Luca"
+        [update] = [n for n in agent.notices() if n["phase"] == "update" and n["owner"] == "finance"]
+        assert "moving the 2024 archives to the NAS" in update["body"]
+
+        run_cli(agent, "resolve", incident["id"], "--fix", "moved the 2024 archives to the NAS")
+        assert wait_until(lambda: sum(n["phase"] == "resolution" for n in agent.notices()) == 2, timeout=20)
+        assert wait_until(lambda: sum(n["phase"] == "opening" for n in agent.notices()) == 4, timeout=20)
+        reopened = [n for n in agent.notices() if n["phase"] == "opening" and n["owner"] == "finance"][-1]
+        assert "moved the 2024 archives to the NAS" in reopened["body"]
+        history = json.loads(run_cli(agent, "incidents", "--history", "--json").stdout)["incidents"]
+        assert [h["fix"] for h in history] == ["moved the 2024 archives to the NAS"]
+    finally:
+        assert agent.stop() == 0
