@@ -101,18 +101,25 @@ def test_an_alertmanager_nobody_can_reach_is_a_temporary_failure(tmp_path):
         store.close()
 
 
-def test_the_daemon_keeps_an_open_incident_alive_and_stops_once_it_is_resolved(alertmanager, tmp_path):
-    import time
-
-    from agent.daemon import Daemon
+def lifecycle_to(alertmanager, tmp_path):
+    """The daemon's path from findings to Alertmanager: incidents, dispatcher, outbox on one state file."""
     from agent.dispatch import Dispatcher
-    from agent.incidents import Incidents, Policy
+    from agent.incidents import Incidents
 
     config = agent_config(tmp_path, "agent", [alertmanager.url])
     store = Store(tmp_path / "agent")
     outbox = Outbox(store, config, policy=FAST)
     incidents = Incidents(store)
-    dispatcher = Dispatcher(config, store, incidents, outbox)
+    return config, store, outbox, incidents, Dispatcher(config, store, incidents, outbox)
+
+
+def test_the_daemon_keeps_an_open_incident_alive_and_stops_once_it_is_resolved(alertmanager, tmp_path):
+    import time
+
+    from agent.daemon import Daemon
+    from agent.incidents import Policy
+
+    config, store, outbox, incidents, dispatcher = lifecycle_to(alertmanager, tmp_path)
     finding = Finding("disk", "disk_nearly_full", Severity.WARNING, "/srv/finance", {"mount": "/srv/finance"},
                       "/srv/finance is 91% full", facts={"mount": "/srv/finance", "used_ratio": 0.91,
                                                          "free_bytes": 9e10}, incident="disk_space")
@@ -141,14 +148,9 @@ def test_a_warning_that_turns_critical_leaves_only_the_critical_alert_firing(ale
     """Issue 12.11: the warning alert used to stay active next to the critical one until it expired."""
     import time
 
-    from agent.dispatch import Dispatcher
-    from agent.incidents import Incidents, Policy
+    from agent.incidents import Policy
 
-    config = agent_config(tmp_path, "agent", [alertmanager.url])
-    store = Store(tmp_path / "agent")
-    outbox = Outbox(store, config, policy=FAST)
-    incidents = Incidents(store)
-    dispatcher = Dispatcher(config, store, incidents, outbox)
+    _, store, outbox, incidents, dispatcher = lifecycle_to(alertmanager, tmp_path)
     facts = {"mount": "/srv/finance", "used_ratio": 0.91, "free_bytes": 9e10}
     warning = Finding("disk", "disk_nearly_full", Severity.WARNING, "/srv/finance", {"mount": "/srv/finance"},
                       "/srv/finance is 91% full", facts=facts, incident="disk_space")
