@@ -8,7 +8,9 @@ opening twice (the outbox row and the incident state commit together).
 
 from __future__ import annotations
 
+import json
 import logging
+from dataclasses import replace
 
 from agent.api import CheckResult, Finding, Notice, Severity
 from agent.config import Config
@@ -44,24 +46,45 @@ class Lifecycle:
             events: list[Event] = []
             if not result.error:
                 events += self.incidents.evaluate(name, result.findings, now, self.policy(name), result.statuses)
+                self._remember(name, result, now)
             events += self.incidents.evaluate(f"forewarn/{name}", failing, now, Policy(0, 0, 3600))
             return self.dispatcher.dispatch(events, now) if events else []
 
     def resolve(self, incident_id: str, fix: str, now: float) -> Incident | None:
-        """IT says it is over (`agent resolve`): the owners get the closing notice now, with the fix
+        """IT says it is over (`agent resolve`): the owners get one closing notice now, for the incident and
+        any other open on the same resource, told with the resource's last measured numbers; the fix is
         remembered for the next time. Should the check still see the problem, a new incident opens after `for`."""
         with self.store.transaction():
             incident = self.incidents.get(incident_id)
             if incident is None:
                 return None
+            closing = [incident] + [i for i in self.incidents.open_incidents()
+                                    if i.id != incident.id and i.resource_key == incident.resource_key]
+            last = self._last_measured(incident.check, incident.finding.resource)
+            events = []
+            for each in closing:
+                if each.state == "open":
+                    each.finding = replace(each.finding, facts={**each.finding.facts, **last})
+                    events.append(Event("resolution", each))
+                if each.state != "resolved":
+                    each.state, each.resolved = "resolved", now
             incident.fix = fix or incident.fix or (incident.notes[-1]["text"] if incident.notes else "")
-            was = incident.state
-            if was != "resolved":
-                incident.state, incident.resolved = "resolved", now
-            self.incidents.save([incident])
-            if was == "open":
-                self.dispatcher.dispatch([Event("resolution", incident)], now)
+            self.incidents.save(closing)
+            if events:
+                self.dispatcher.dispatch(events, now)
         return incident
+
+    def _remember(self, check: str, result: CheckResult, now: float) -> None:
+        """The last measured numbers of each resource with an open incident: a resolution by hand tells them."""
+        troubled = {i.finding.resource for i in self.incidents.open_incidents() if i.check == check}
+        for status in result.statuses:
+            if status.resource in troubled and status.facts:
+                self.store.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                                   (f"measured:{check}:{status.resource}", json.dumps(dict(status.facts), default=str)))
+
+    def _last_measured(self, check: str, resource: str) -> dict:
+        rows = self.store.query("SELECT value FROM meta WHERE key = ?", (f"measured:{check}:{resource}",))
+        return json.loads(rows[0][0]) if rows else {}
 
     def housekeeping(self, now: float) -> list[Notice]:
         """What is due without a check run: escalations, and updates for IT's new notes."""

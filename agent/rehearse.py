@@ -220,8 +220,8 @@ class _Player:
         elif step.kind == "silence":
             matcher = {str(k): str(v) for k, v in dict(step.args["silence"]).items()}
             add_silence(self.store, matcher, now, now + parse_duration(step.args.get("for", "2h")), by, "rehearsal")
-        elif step.kind == "resolve":
-            for incident in targets:
+        elif step.kind == "resolve":  # as IT would: one `agent resolve` per troubled resource
+            for incident in {i.resource_key: i for i in targets}.values():
                 self.lifecycle.resolve(incident.id, str(step.args.get("fix", "")), now)
 
 
