@@ -1,8 +1,10 @@
-"""`agent suggest lifecycle BUCKET`: the cleanup rules a bucket lacks, for a person to review and apply.
+"""`agent suggest lifecycle BUCKET` and `agent suggest index TARGET QUERY`: fixes for a person to review and apply.
 
-stdout holds only the lifecycle configuration (JSON that PutBucketLifecycleConfiguration
-accepts, the bucket's existing rules included, since a put replaces them all); the
-estimated saving goes to stderr. Nothing is ever applied from here.
+stdout holds only what would be applied: the lifecycle configuration (JSON that
+PutBucketLifecycleConfiguration accepts, the bucket's existing rules included, since
+a put replaces them all), or the CREATE INDEX statement; why, and what it saves or
+costs, go to stderr. Nothing is ever applied from here. Each reaches its check
+through the registry and a `suggest_*` method of the check, never by importing it.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import logging
 
 import click
 
-from agent.api import Context, ForewarnError
+from agent.api import Context, ForewarnError, format_bytes
 from agent.clock import wall_clock
 from agent.commands import config_option
 from agent.config import load_config
@@ -50,3 +52,30 @@ def lifecycle(bucket: str, path: str | None) -> None:
                    f"--lifecycle-configuration file://rules.json", err=True)
     else:
         click.echo("The bucket's current rules already cover everything found; nothing to add.", err=True)
+
+
+@suggest.command()
+@click.argument("target")
+@click.argument("query")
+@config_option
+def index(target: str, query: str, path: str | None) -> None:
+    """Print a CREATE INDEX CONCURRENTLY statement that stops QUERY on TARGET reading a large table in full."""
+    config = load_config(path)
+    settings = config.checks.get("database")
+    if settings is None:
+        raise ForewarnError("the database check is not configured (add checks.database to the config)")
+    check = config.registry.check("database")(settings)
+    ctx = Context(now=wall_clock(), history=_NoHistory(), hostname=config.hostname(),
+                  log=logging.getLogger("forewarn.checks.database"))
+    suggestion = check.suggest_index(target, query, ctx)
+    click.echo(suggestion.statement)
+    click.echo(f"Why: {suggestion.why}.\nEstimated size: about {format_bytes(suggestion.size_bytes)}. "
+               "CONCURRENTLY builds it without blocking writes; review it, then run it yourself "
+               "(outside a transaction block).", err=True)
+
+
+class _NoHistory:
+    """`suggest index` reads the database's own statistics; it needs no stored series."""
+
+    def series(self, name: str, labels: object, since: float) -> list[tuple[float, float]]:
+        return []

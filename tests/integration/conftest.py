@@ -20,6 +20,7 @@ from tests.integration.servers import (
     Memcached,
     MotoServer,
     NodeExporter,
+    PostgresServer,
     Prometheus,
     RedisServer,
     SmtpServer,
@@ -108,6 +109,12 @@ def redis_server() -> Iterator[RedisServer]:
 @pytest.fixture(scope="session")
 def memcached_server() -> Iterator[Memcached]:
     yield from _serve(Memcached())
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """Shared PostgreSQL 15 with pg_stat_statements preloaded (tests use their own databases and roles)."""
+    yield from _serve(PostgresServer())
 
 
 @pytest.fixture(scope="session")

@@ -39,6 +39,8 @@ START_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 5.0
 PORT_ATTEMPTS = 3  # another test run may grab our free port between probe and bind
 KEEP_LOGS = os.environ.get("FOREWARN_KEEP_SERVER_LOGS") == "1"
+POSTGRES_BIN = "/usr/lib/postgresql"
+"""Debian keeps the PostgreSQL server binaries off PATH, in <version>/bin/ under this folder."""
 
 
 class ServerError(RuntimeError):
@@ -58,7 +60,7 @@ def free_port() -> int:
 
 def require_binary(name: str) -> str:
     """Absolute path of `name`, or a ServerError telling how to install it."""
-    path = shutil.which(name)
+    path = shutil.which(name) or next((str(p) for p in sorted(Path(POSTGRES_BIN).glob(f"*/bin/{name}"))), None)
     if path is None:
         raise ServerError(f"{name} not found on PATH; run tests/install-deps (as root)")
     return path
@@ -305,6 +307,68 @@ class Memcached(_ProcessServer):
         kwargs.setdefault("connect_timeout", 5)
         kwargs.setdefault("default_noreply", False)  # seeding a cache should fail loudly
         return Client((HOST, self.port), **kwargs)
+
+
+class PostgresServer(_ProcessServer):
+    """PostgreSQL (Debian 15) with pg_stat_statements preloaded, its data in a temp dir.
+
+    initdb and postgres refuse to run as root, so both run as the `postgres`
+    user (runuser) when the tests run as root. The superuser `postgres` has
+    `password` (scram-sha-256 over TCP), so clients prove they send one.
+    """
+
+    def __init__(self, password: str = "pg-super-secret", extra_args: Sequence[str] = ()) -> None:
+        self.password = password
+        self.extra_args = list(extra_args)
+        self.process = ManagedProcess("postgres", self._argv, self._ready)
+
+    def _as_postgres(self, argv: list[str]) -> list[str]:
+        return ["runuser", "-u", "postgres", "--", *argv] if os.geteuid() == 0 else argv
+
+    def _argv(self, port: int, workdir: Path) -> list[str]:
+        data = workdir / "data"
+        if not data.exists():
+            self._initdb(workdir, data)
+        return self._as_postgres([
+            require_binary("postgres"), "-D", str(data), "-p", str(port), "-k", str(data),
+            "-c", f"listen_addresses={HOST}", "-c", "shared_preload_libraries=pg_stat_statements",
+            "-c", "fsync=off", "-c", "full_page_writes=off", "-c", "synchronous_commit=off",
+            *self.extra_args])
+
+    def _initdb(self, workdir: Path, data: Path) -> None:
+        data.mkdir()
+        secret = workdir / "pwfile"
+        secret.write_text(self.password + "\n")
+        if os.geteuid() == 0:
+            workdir.chmod(0o755)
+            shutil.chown(data, "postgres", "postgres")
+            shutil.chown(secret, "postgres", "postgres")
+        done = subprocess.run(
+            self._as_postgres([require_binary("initdb"), "-D", str(data), "-U", "postgres", "-E", "UTF8",
+                               "--locale=C", "--auth-local=trust", "--auth-host=scram-sha-256",
+                               f"--pwfile={secret}"]),
+            capture_output=True, text=True, timeout=120)
+        secret.unlink()
+        if done.returncode != 0:
+            raise ServerError(f"initdb failed: {done.stderr.strip() or done.stdout.strip()}")
+
+    def _ready(self, port: int) -> bool:
+        try:
+            self.connect(port=port).close()
+            return True
+        except Exception:  # noqa: BLE001 - any failure means "not yet"
+            return False
+
+    def url(self, user: str = "postgres", database: str = "postgres") -> str:
+        """A password-free URL (the password goes by reference, as the agent requires)."""
+        return f"postgresql://{user}@{HOST}:{self.port}/{database}"
+
+    def connect(self, database: str = "postgres", port: int | None = None, **kwargs: Any) -> Any:
+        """A psycopg connection as the superuser, autocommit (imported here: psycopg is optional)."""
+        import psycopg
+
+        return psycopg.connect(host=HOST, port=port or self.port, user="postgres", password=self.password,
+                               dbname=database, autocommit=True, connect_timeout=2, **kwargs)
 
 
 def _self_scrape_config(port: int) -> str:
