@@ -230,7 +230,7 @@ class DatabaseCheck:
             "slow_share": share, "period_seconds": current.seconds, "since": started, "month_end": month_end(now),
             "tables": [s.table.qualified for s in full], "index": index.statement if index else ""}
         evidence = {
-            "endpoint": f"{target.name} ({target.where})",
+            "database": f"{target.name} ({target.where})",
             "query id": ", ".join(str(s.queryid) for s in report.statements[:5]),
             "query": shorten(report.statements[0].text),
             "runs": f"{current.calls} in {format_duration(current.seconds)}: mean {_ms(current.mean)}, spread "
@@ -269,7 +269,7 @@ class DatabaseCheck:
         return Finding(
             self.name, "database_unreachable", Severity.CRITICAL, target.name, {"target": target.name},
             f"{target.name} ({target.where}) did not answer", {"target": target.name, "database": target.database},
-            {"endpoint": f"{target.name} ({target.where})", "error": error,
+            {"database": f"{target.name} ({target.where})", "error": error,
              "rule": f"no connection within {format_duration(self.config.connect_timeout)}"},
             incident=SERVICE_INCIDENT)
 
@@ -280,7 +280,7 @@ class DatabaseCheck:
             {"audience": "it", "setup_target": target.name},
             f"{target.name}: role {role} lacks pg_monitor",
             {"target": target.name, "database": target.database, "role": role, "grant": f"GRANT pg_monitor TO {role};"},
-            {"endpoint": f"{target.name} ({target.where})", "missing grant": f"GRANT pg_monitor TO {role};",
+            {"database": f"{target.name} ({target.where})", "missing grant": f"GRANT pg_monitor TO {role};",
              "rule": "without pg_monitor other users' statements and sessions are hidden "
                      "(<insufficient privilege>), so their reports cannot be watched"},
             incident=SETUP_INCIDENT)
@@ -292,7 +292,7 @@ class DatabaseCheck:
             {"audience": "it", "setup_target": target.name},
             f"{target.name}: pg_stat_statements cannot be read",
             {"target": target.name, "database": target.database, "reason": reason},
-            {"endpoint": f"{target.name} ({target.where})", "problem": reason,
+            {"database": f"{target.name} ({target.where})", "problem": reason,
              "fix": "shared_preload_libraries = 'pg_stat_statements' in postgresql.conf (restart), then "
                     f"CREATE EXTENSION pg_stat_statements; in database {target.database}"},
             incident=SETUP_INCIDENT)

@@ -108,6 +108,7 @@ class Session:
                 "SELECT queryid, query, calls, total_exec_time / 1000, stddev_exec_time / 1000, rows"
                 " FROM pg_stat_statements"
                 " WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                " AND userid <> (SELECT oid FROM pg_roles WHERE rolname = current_user)"  # never our own queries
                 " AND queryid IS NOT NULL AND (query ~ ANY(%s) OR queryid = ANY(%s))",
                 ([tag_pattern(t) for t in tags], list(ids)))
         except (psycopg.errors.ObjectNotInPrerequisiteState, psycopg.errors.UndefinedTable) as exc:
