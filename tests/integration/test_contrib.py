@@ -50,7 +50,7 @@ def amtool() -> str:
 def test_promtool_accepts_the_alerting_rules(promtool: str) -> None:
     result = tool(promtool, "check", "rules", str(RULES))
     assert result.returncode == 0, explain(result)
-    assert "SUCCESS: 6 rules found" in result.stdout, explain(result)
+    assert "SUCCESS: 8 rules found" in result.stdout, explain(result)
 
 
 def test_alerting_rules_pass_their_promtool_unit_tests(promtool: str) -> None:
@@ -66,7 +66,8 @@ def test_rule_tests_cover_both_sides_of_the_main_alerts() -> None:
     for case in tests:
         for check in case["alert_rule_test"]:
             (firing if check["exp_alerts"] else quiet).add(check["alertname"])
-    for alert in ("ForewarnAgentDown", "ForewarnDiskPredictedFull", "ForewarnCheckFailing"):
+    for alert in ("ForewarnAgentDown", "ForewarnDiskPredictedFull", "ForewarnCheckFailing", "ForewarnDatabaseDown",
+                  "ForewarnDatabaseReportSlow"):
         assert alert in firing, f"no case where {alert} fires"
         assert alert in quiet, f"no case where {alert} stays quiet"
 
@@ -86,7 +87,7 @@ def test_rules_only_use_metrics_the_agent_exports(tmp_path: Path) -> None:
     exported = set()
     for family in Metrics(config).registry.collect():
         exported |= {family.name + "_total"} if family.type == "counter" else {family.name}
-    for check in config.checks:
+    for check in config.registry.checks:  # every installed check, configured by default or not
         exported |= {PREFIX + metric.name for metric in config.registry.check(check).metrics}
     used = set(re.findall(r"\bforewarn_[a-z0-9_]+", RULES.read_text()))
     assert used, "the rules use no forewarn_ metric at all"
