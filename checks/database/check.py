@@ -49,7 +49,6 @@ OLDEST_TRANSACTION = Metric("database_oldest_transaction_seconds", "seconds",
 REPLICATION_LAG = Metric("database_replication_lag_seconds", "seconds", "How far replication is behind.")
 
 SERVICE_INCIDENT = "database_service"
-SETUP_INCIDENT = "database_setup"
 UP_KINDS = ("spike", "shift_up")
 
 BASE = DetectorParams(window=1440, warmup=120, smooth=4, cooldown=120, persistence=3, trend_persistence=0)
@@ -274,28 +273,24 @@ class DatabaseCheck:
             incident=SERVICE_INCIDENT)
 
     def _permission_missing(self, target: Target, role: str) -> Finding:
-        """IT only: the labels match no business resource."""
-        return Finding(
-            self.name, "database_permission_missing", Severity.WARNING, target.name,
-            {"audience": "it", "setup_target": target.name},
-            f"{target.name}: role {role} lacks pg_monitor",
-            {"target": target.name, "database": target.database, "role": role, "grant": f"GRANT pg_monitor TO {role};"},
-            {"database": f"{target.name} ({target.where})", "missing grant": f"GRANT pg_monitor TO {role};",
-             "rule": "without pg_monitor other users' statements and sessions are hidden "
-                     "(<insufficient privilege>), so their reports cannot be watched"},
-            incident=SETUP_INCIDENT)
+        grant = f"GRANT pg_monitor TO {role};"
+        return self._setup("database_permission_missing", target, f"role {role} lacks pg_monitor",
+                           {"role": role, "grant": grant},
+                           {"missing grant": grant, "rule": "without pg_monitor other users' statements and sessions "
+                                                            "are hidden (<insufficient privilege>)"})
 
     def _stats_missing(self, target: Target, reason: str) -> Finding:
-        """IT only: the labels match no business resource."""
-        return Finding(
-            self.name, "database_stats_missing", Severity.WARNING, target.name,
-            {"audience": "it", "setup_target": target.name},
-            f"{target.name}: pg_stat_statements cannot be read",
-            {"target": target.name, "database": target.database, "reason": reason},
-            {"database": f"{target.name} ({target.where})", "problem": reason,
-             "fix": "shared_preload_libraries = 'pg_stat_statements' in postgresql.conf (restart), then "
-                    f"CREATE EXTENSION pg_stat_statements; in database {target.database}"},
-            incident=SETUP_INCIDENT)
+        return self._setup("database_stats_missing", target, "pg_stat_statements cannot be read", {"reason": reason},
+                           {"problem": reason, "fix": "shared_preload_libraries = 'pg_stat_statements' in "
+                                                      "postgresql.conf (restart), then CREATE EXTENSION "
+                                                      f"pg_stat_statements; in database {target.database}"})
+
+    def _setup(self, kind: str, target: Target, summary: str, facts: dict[str, Any],
+               evidence: dict[str, str]) -> Finding:
+        """IT only: the labels match no business resource, so no department hears about the agent's setup."""
+        return Finding(self.name, kind, Severity.WARNING, target.name, {"audience": "it", "setup_target": target.name},
+                       f"{target.name}: {summary}", {"target": target.name, "database": target.database, **facts},
+                       {"database": f"{target.name} ({target.where})", **evidence})
 
     # ------------------------------------------------------------------ agent suggest index
 

@@ -17,17 +17,23 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 import yaml
 
+from prometheus_client import generate_latest
+
 from agent.api import Context
+from agent.config import parse_config
 from agent.detect.bank import DetectorBank
+from agent.metrics import Metrics
+from agent.registry import default_registry
 from agent.store import Store
 from checks.database.check import DatabaseCheck
-from tests.integration.servers import PostgresServer
+from tests.integration.servers import PostgresServer, promtool_check_metrics, wait_until
 
 PASSWORD = "Fw-4411-db-secret"
 REPORT = "/* report:month-end */ SELECT count(*), sum(amount) FROM ledger WHERE account_id = %s"
@@ -175,36 +181,51 @@ def test_month_end_report_slowed_by_a_missing_index_is_found_told_and_fixed_by_t
     assert all(PASSWORD.encode() not in p.read_bytes() for p in (tmp_path / "state").iterdir())
 
 
-def test_report_unusually_slow_for_itself_is_found_after_warm_up_below_slow_after(finance, tmp_path):
-    """60 ms is under slow_after (100 ms) but thirty times this report's usual: the detector calls it."""
-    config = DatabaseCheck.Config.model_validate({"detector": {"warmup": 10}, "targets": [
-        {"name": "finance-db", "url": f"postgresql://forewarn@127.0.0.1:{finance.port}/finance",
-         "password_env": "FINANCE_DB_PASSWORD", "slow_after": "100ms"}]})
-    check_, store, bank = DatabaseCheck(config), Store(tmp_path), DetectorBank()
-    clock = [1_796_083_200.0]  # 2026-12-01 00:00 UTC; one run per simulated minute
+class InProcess:
+    """The check as the daemon runs it, on a simulated clock: one run per minute from 2026-12-01 00:00 UTC."""
 
-    def run_once():
-        ctx = Context(now=lambda: clock[0], history=store, hostname="test-host", log=logging.getLogger("test.db"),
-                      wanted=({"target": "finance-db", "query": "report:daily"},), detectors=bank)
-        result = check_.run(ctx)
-        store.record(result.observations)
-        clock[0] += 60
+    def __init__(self, server: PostgresServer, tmp_path: Path, query: str, **settings: object):
+        self.config = DatabaseCheck.Config.model_validate({**settings, "targets": [
+            {"name": "finance-db", "url": f"postgresql://forewarn@127.0.0.1:{server.port}/finance",
+             "password_env": "FINANCE_DB_PASSWORD", "slow_after": "100ms"}]})
+        self.check, self.store, self.bank = DatabaseCheck(self.config), Store(tmp_path), DetectorBank()
+        self.wanted = ({"target": "finance-db", "query": query},)
+        self.clock = 1_796_083_200.0
+
+    def run(self):
+        ctx = Context(now=lambda: self.clock, history=self.store, hostname="test-host",
+                      log=logging.getLogger("test.database"), wanted=self.wanted, detectors=self.bank)
+        result = self.check.run(ctx)
+        self.store.record(result.observations)
+        self.clock += 60
         return result
 
+    def close(self) -> None:
+        self.check.close()
+        self.store.close()
+
+
+@pytest.fixture
+def password() -> Iterator[None]:
     os.environ["FINANCE_DB_PASSWORD"] = PASSWORD
+    yield
+    del os.environ["FINANCE_DB_PASSWORD"]
+
+
+def test_report_unusually_slow_for_itself_is_found_after_warm_up_below_slow_after(finance, password, tmp_path):
+    """60 ms is under slow_after (100 ms) but thirty times this report's usual: the detector calls it."""
+    agent_ = InProcess(finance, tmp_path, "report:daily", detector={"warmup": 10})
     try:
         quiet = []
         for _ in range(14):
             run_reports(finance, 3, DAILY, 0.002)
-            quiet.append(run_once())
+            quiet.append(agent_.run())
         slow = []
         for _ in range(4):
             run_reports(finance, 3, DAILY, 0.06)
-            slow.append(run_once())
+            slow.append(agent_.run())
     finally:
-        del os.environ["FINANCE_DB_PASSWORD"]
-        check_.close()
-        store.close()
+        agent_.close()
     assert not any(r.findings for r in quiet), [kinds(r.findings) for r in quiet]
     assert "database_query_slow" not in kinds(slow[0].findings)  # one slow period is not yet a slow report
     found = [f for r in slow for f in r.findings if f.kind == "database_query_slow"]
@@ -212,7 +233,53 @@ def test_report_unusually_slow_for_itself_is_found_after_warm_up_below_slow_afte
     facts = found[-1].facts
     assert 0.05 < facts["mean_seconds"] < 0.1 and facts["usual_seconds"] < 0.01
     assert "unusually high" in found[-1].evidence["rule"]
-    assert facts["since"] < clock[0] - 60  # since the first slow period, from the stored means
+    assert facts["since"] < agent_.clock - 120  # since the first slow period, from the stored means
+
+    # /metrics: what the check measured, with bounded labels (the configured names), clean for promtool.
+    config = parse_config({"owners": {"finance": {"department": "Finance"}},
+                           "resources": [{"name": "Daily report", "owner": "finance",
+                                          "match": {"check": "database", "target": "finance-db",
+                                                    "query": "report:daily"}}],
+                           "checks": {"database": {"targets": [{"name": "finance-db",
+                                                                "url": "postgresql://forewarn@h/finance"}]}}},
+                          "test", default_registry())
+    metrics = Metrics(config)
+    metrics.record(slow[-1], 0.1, True, agent_.clock)
+    scrape = generate_latest(metrics.registry).decode()
+    checked = promtool_check_metrics(scrape)
+    assert checked.returncode == 0 and not (checked.stdout + checked.stderr).strip(), checked.stderr
+    assert ('forewarn_database_query_mean_seconds{department="Finance",query="report:daily",target="finance-db"}'
+            in scrape)
+    assert 'forewarn_database_up{department="IT",target="finance-db"} 1.0' in scrape
+
+
+def test_report_named_by_its_application_name_is_followed_through_the_query_ids_seen_running(
+        finance, password, tmp_path):
+    """No tag in the text: the check learns the application's query ids from pg_stat_activity while they run."""
+    agent_ = InProcess(finance, tmp_path, "closing-app")
+    app = finance.connect("finance", application_name="closing-app")
+    admin = finance.connect("finance")
+    statement = "SELECT pg_sleep(%s), %s::int AS closing"
+    try:
+        running = threading.Thread(target=lambda: app.execute(statement, (1.0, 1)).fetchall())
+        running.start()
+        assert wait_until(lambda: admin.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'closing-app' AND state = 'active'"
+            " AND query_id IS NOT NULL").fetchone()[0] == 1, 5)
+        first = agent_.run()  # sees it running, remembers its query id
+        running.join(timeout=10)
+        for _ in range(3):
+            app.execute(statement, (0.2, 2)).fetchall()
+        second = agent_.run()
+    finally:
+        app.close()
+        admin.close()
+        agent_.close()
+    assert first.findings == ()
+    (finding,) = second.findings
+    assert finding.kind == "database_query_slow" and finding.labels == {"target": "finance-db",
+                                                                        "query": "closing-app"}
+    assert finding.facts["calls"] == 4 and "pg_sleep($1), $2::int" in finding.evidence["query"]
 
 
 # ------------------------------------------------------------------ told to IT only
