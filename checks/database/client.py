@@ -172,8 +172,8 @@ class Session:
         """The generic plan of a normalised SELECT (never executed), or why there is none."""
         import psycopg
 
-        if not re.match(r"\s*(/\*.*?\*/\s*)*(select|with)\b", text, re.IGNORECASE | re.DOTALL):
-            return "only SELECT statements are explained"
+        if ";" in text or not re.match(r"\s*(/\*.*?\*/\s*)*(select|with)\b", text, re.IGNORECASE | re.DOTALL):
+            return "only single SELECT statements are explained"
         count = max((int(n) for n in re.findall(r"\$(\d+)", text)), default=0)
         execute = "EXECUTE forewarn_plan" + (f"({', '.join(['NULL'] * count)})" if count else "")
         conn = self._connection()
