@@ -236,7 +236,7 @@ class DatabaseCheck:
                     f"{_ms(current.spread)}, {share:.0%} estimated longer than {_ms(target.slow_after)}",
         }
         if report.usual is not None:
-            evidence["usual mean"] = f"{_ms(report.usual)} (per-run means of the last {self.params.window} runs)"
+            evidence["usual mean"] = f"{_ms(report.usual)} (median of the per-run means, up to the last {self.params.window} runs)"
         evidence["tables"] = "; ".join(describe_table(s) for s in (full or read)) or "none found in the statistics"
         evidence["server"] = describe_server(server, self.config.long_transaction)
         if plan is not None:

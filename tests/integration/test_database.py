@@ -76,16 +76,18 @@ def write_config(tmp_path: Path, server: PostgresServer, user: str = "forewarn",
     config = {
         "agent": {"state_dir": str(tmp_path / "state"), "default_owner": "it"},
         "owners": {
-            "it": {"department": "IT", "address_as": "Team", "tone": "friendly", "notify": ["console"]},
+            "it": {"department": "IT", "address_as": "Team", "tone": "friendly", "notify": ["file"]},
             "finance": {"department": "Finance", "address_as": "Mr. Santino", "language": "en",
-                        "timezone": "Europe/Rome", "notify": ["console"]},
+                        "timezone": "Europe/Rome", "notify": ["file"]},
             "finance_cn": {"department": "财务部", "address_as": "王主任", "language": "zh-CN",
-                           "timezone": "Asia/Shanghai", "notify": ["console"]}},
-        "notifiers": {"console": {"type": "console"}},
+                           "timezone": "Asia/Shanghai", "notify": ["file"]}},
+        "notifiers": {"file": {"type": "file", "path": str(tmp_path / "notices.jsonl")}},
         "resources": [{"name": "Month-end reports", "owner": "finance", **resource},
                       {"name": "月末报表", "owner": "finance_cn", **resource, "operation": "每次运行",
                        "impact": "月末结账延误"}],
-        "checks": {"database": {"for": "0s", "targets": [
+        # `for: 0s` opens at once; `interval: 1s` lets an incident clear two seconds after its finding is gone
+        # (two runs, as the daemon's hysteresis asks), so `agent check --notify` shows the resolution.
+        "checks": {"database": {"for": "0s", "interval": "1s", "targets": [
             {"name": "finance-db", "url": url, "password_env": "FINANCE_DB_PASSWORD", "slow_after": "100ms",
              **target}]}},
     }
@@ -99,8 +101,8 @@ def agent(*args: str) -> subprocess.CompletedProcess[str]:
                           env={**os.environ, "FINANCE_DB_PASSWORD": PASSWORD})
 
 
-def check(config: Path) -> tuple[int, dict, str]:
-    done = agent("check", "database", "-c", str(config), "--json")
+def check(config: Path, *flags: str) -> tuple[int, dict, str]:
+    done = agent("check", "database", "-c", str(config), "--json", *flags)
     return done.returncode, json.loads(done.stdout), done.stderr
 
 
@@ -142,7 +144,7 @@ def test_month_end_report_slowed_by_a_missing_index_is_found_told_and_fixed_by_t
     db.execute("ANALYZE ledger")
     db.close()
     run_reports(finance, 5)
-    code, document, stderr = check(config)
+    code, document, stderr = check(config, "--notify")
     outputs.append((code, document, stderr))
     assert (code, kinds(document["findings"])) == (1, ["database_query_slow"]), (document, stderr)
     (finding,) = document["findings"]
@@ -170,9 +172,15 @@ def test_month_end_report_slowed_by_a_missing_index_is_found_told_and_fixed_by_t
     db.execute(statement)
     db.close()
     run_reports(finance, 5)
-    code, document, stderr = check(config)
+    code, document, stderr = check(config, "--notify")
     outputs.append((code, document, stderr))
     assert (code, document["findings"]) == (0, []), document
+    delivered = [json.loads(line) for line in (tmp_path / "notices.jsonl").read_text().splitlines()]
+    assert sorted((n["owner"], n["phase"]) for n in delivered) == sorted(
+        (owner, phase) for owner in ("finance", "finance_cn", "it") for phase in ("opening", "resolution"))
+    resolved = next(n for n in delivered if (n["owner"], n["phase"]) == ("finance", "resolution"))
+    assert "Month-end reports run at their usual speed again." in resolved["body"]
+    print("--- en, resolution ---", resolved["subject"], resolved["body"], sep="\n")
     after = agent("suggest", "index", "finance-db", "report:month-end", "-c", str(config))
     assert after.returncode == 2 and "nothing to suggest" in after.stderr
 
