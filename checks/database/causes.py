@@ -132,7 +132,8 @@ def costly_node(plan: Mapping) -> str:
     node = max(walk(plan), key=own)
     where = f" on {node['Schema']}.{node['Relation Name']}" if "Relation Name" in node and "Schema" in node else (
         f" on {node['Relation Name']}" if "Relation Name" in node else "")
-    text = f"{node['Node Type']}{where} (cost {own(node):,.0f} of {plan['Total Cost']:,.0f}, ~{node['Plan Rows']:,} rows"
+    text = (f"{node['Node Type']}{where} (cost {own(node):,.0f} of {plan['Total Cost']:,.0f}, "
+            f"~{node['Plan Rows']:,} rows")
     return text + (f", filter {node['Filter']})" if "Filter" in node else ")")
 
 

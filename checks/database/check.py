@@ -236,7 +236,8 @@ class DatabaseCheck:
                     f"{_ms(current.spread)}, {share:.0%} estimated longer than {_ms(target.slow_after)}",
         }
         if report.usual is not None:
-            evidence["usual mean"] = f"{_ms(report.usual)} (median of the per-run means, up to the last {self.params.window} runs)"
+            evidence["usual mean"] = (f"{_ms(report.usual)} (median of the per-run means, up to the last "
+                                      f"{self.params.window} runs)")
         evidence["tables"] = "; ".join(describe_table(s) for s in (full or read)) or "none found in the statistics"
         evidence["server"] = describe_server(server, self.config.long_transaction)
         if plan is not None:
@@ -244,9 +245,10 @@ class DatabaseCheck:
         if index:
             evidence["suggested index"] = f"{index.statement} (about {format_bytes(index.size_bytes)}; " \
                                           f"agent suggest index {target.name} {report.query})"
-        evidence["rule"] = (f"mean run time above slow_after {_ms(target.slow_after)}" if current.mean > target.slow_after
-                            else f"mean run time at least half of {_ms(target.slow_after)} and unusually high for "
-                                 f"this report (detection engine, sensitivity {self.config.sensitivity})")
+        limit = f"slow_after {_ms(target.slow_after)}"
+        evidence["rule"] = (f"mean run time above {limit}" if current.mean > target.slow_after else
+                            f"mean run time at least half of {limit} and unusually high for this report "
+                            f"(detection engine, sensitivity {self.config.sensitivity})")
         summary = (f"{target.name} {report.query}: mean {_ms(current.mean)} over {current.calls} runs "
                    f"(slow after {_ms(target.slow_after)})")
         return Finding(self.name, "database_query_slow", Severity.WARNING, f"{target.name}/{report.query}", labels,

@@ -63,7 +63,8 @@ def test_slow_report_says_how_much_slower_since_when_and_the_month_end_close(con
             "2.0 seconds.") in en
     assert "If it stays like this, the month-end close is delayed. The next month-end close is on 31 December, " \
            "in 30 days." in en
-    assert "从11月30日下午3点左右起，月末报表的每次运行平均需要 4.2 秒（平时只需 0.2 秒）" in zh
+    assert "从11月30日下午3点左右起，月末报表的每次运行平均需要 4.2 秒（平时只需 0.2 秒）" \
+        in zh
     assert "下一次月末结账在12月31日，还有 30 天。" in zh
     for body in (en, sent["finance_cn"].body):
         assert not any(word in body.lower() for word in JARGON), body
