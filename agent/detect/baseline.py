@@ -10,13 +10,16 @@ from agent.detect.window import RollingWindow
 _IQR_TO_SIGMA = 0.7413
 # 1 / (2 * 1.2816): the same for the 10%..90% range, used when quartiles coincide.
 _IDR_TO_SIGMA = 0.3901
+# Spreads below this are no spread (quartiles of subnormal numbers like 5e-324): dividing by
+# one would make a z-score of 1e300 or more, an infinite score and then NaN.
+_TINY = 1e-150
 
 
 def fallback_scale(ordered: list[float]) -> float:
     """Spread of a history whose quartiles coincide (quantised, mostly constant series)."""
     n = len(ordered)
     scale = (ordered[(9 * n) // 10] - ordered[n // 10]) * _IDR_TO_SIGMA
-    if scale > 0.0:
+    if scale > _TINY:
         return scale
     # A (nearly) constant history: the mean absolute deviation (x 1.2533, Gaussian sigma)
     # keeps a few rare outliers from setting the scale, so a lasting rise from a flat
@@ -48,7 +51,7 @@ class RobustGauge(RollingWindow):
         if not n:
             return 0.0
         spread = (ordered[(3 * n) >> 2] - ordered[n >> 2]) * _IQR_TO_SIGMA
-        return spread if spread > 0.0 else fallback_scale(ordered)
+        return spread if spread > _TINY else fallback_scale(ordered)
 
     def observe(self, value: float) -> tuple[float, bool]:
         """(signed z, beyond every value of the window) against the history, then learn it."""
@@ -57,7 +60,7 @@ class RobustGauge(RollingWindow):
         n = len(ordered)
         if n:
             spread = (ordered[(3 * n) >> 2] - ordered[n >> 2]) * _IQR_TO_SIGMA
-            if spread <= 0.0:
+            if spread <= _TINY:
                 spread = fallback_scale(ordered)
             z = (value - ordered[n >> 1]) / spread
             extreme = value > ordered[-1] if z > 0.0 else value < ordered[0]

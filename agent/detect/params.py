@@ -23,7 +23,7 @@ class DetectorParams(NamedTuple):
     """Robust z-score an input must reach to count as anomalous."""
     smooth: int = 6
     """Length of the short moving mean, the input that sees level shifts."""
-    cooldown: int = 300
+    cooldown: int = 100
     """Points after an alert during which no new alert opens (one episode, one notice)."""
     seasonal: bool = True
     """Remove a weekly/daily rhythm from the value when the series has one."""
@@ -35,6 +35,10 @@ class DetectorParams(NamedTuple):
     """Consecutive points the growth rate must stay that high (bursts are not trends); 0 judges no trend."""
     persistence: int = 1
     """Consecutive anomalous points needed before an alert opens."""
+    horizon: int = 5000
+    """Points over which a spike or shift must also beat every ordinary value (0: the window only)."""
+    floor: float | None = None
+    """Business floor: an upward anomaly (spike, shift_up, trend) below this value opens no episode."""
 
 
 def preset(sensitivity: str = "medium", base: DetectorParams | None = None, **overrides: object) -> DetectorParams:

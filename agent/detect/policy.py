@@ -34,6 +34,10 @@ class AlertPolicy:
         self.since_alert = 0
         return True
 
+    def restart_warmup(self) -> None:
+        """Count the warm-up again from here (the detector's baselines start anew)."""
+        self.seen = 0
+
     def to_state(self) -> dict:
         return {"seen": self.seen, "streak": self.streak, "since_alert": self.since_alert}
 

@@ -193,3 +193,16 @@ def test_bad_arguments_exit_2():
     assert result.exit_code == 2
     assert "invalid choice: 'extreme'" in result.stderr
     assert invoke("s.csv").exit_code == 2  # -o is required
+
+
+def test_tiny_and_huge_values_give_finite_scores_not_nan(tmp_path):
+    """5e-324 (a subnormal) once made the robust spread 5e-324, the score inf/inf, and the file `nan`."""
+    values = [5e-324, 1e-323, 0.0, 5e-324] * 300 + [1e308, -1e308, 5e-324, 1e-320] * 10
+    lines = ["timestamp,value"] + [f"2024-01-01 00:00:00,{v!r}".replace("00:00:00", f"{i // 60 % 24:02d}:{i % 60:02d}:00")
+                                   for i, v in enumerate(values)]
+    series = tmp_path / "tiny.csv"
+    series.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out.csv"
+    assert invoke(str(series), "-o", str(out)).exit_code == 0
+    scores = [float(row["anomaly_score"]) for row in read_output(out)]
+    assert len(scores) == len(values) and all(0.0 <= s <= 1.0 for s in scores)

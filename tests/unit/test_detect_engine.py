@@ -242,3 +242,60 @@ def test_trend_persistence_zero_judges_no_trend():
         values[i] += 0.09 * (i - 4000)  # then ten times faster
     assert "trend" in {v.kind for v in run(values)}
     assert "trend" not in {v.kind for v in run(values, SeriesDetector(preset(trend_persistence=0)))}
+
+
+@pytest.mark.parametrize("values", [
+    [5e-324, 1e-323, 0.0, 5e-324] * 100,  # subnormal quartiles: the spread once was 5e-324, the score NaN
+    [1e308, -1e308] * 200,
+    [0.0] * 200 + [1e308] + [5e-324] * 50 + [-1.7976931348623157e308],
+])
+def test_scores_are_finite_for_extreme_inputs(values):
+    for verdict in run(values, SeriesDetector(preset("high", warmup=5, window=40))):
+        assert 0.0 <= verdict.score <= 1.0
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=2, max_size=300))
+def test_scores_are_finite_for_any_finite_input(values):
+    for verdict in run(values, SeriesDetector(preset("high", warmup=5, window=40, horizon=100))):
+        assert 0.0 <= verdict.score <= 1.0
+
+
+def test_an_always_bursty_series_needs_a_rarer_burst():
+    """Heavy-tailed noise beats its 1000-point window every few days; only bursts beyond its recent ones count."""
+    rng = random.Random(3)
+    values = [100.0 + 10.0 * rng.paretovariate(1.5) for _ in range(20000)]
+    assert len(alert_rows(run(values))) <= 6  # the engine before the horizon: 16
+    values[19000] = 3 * max(values[14000:19000])
+    assert 19000 in alert_rows(run(values))
+
+
+def test_a_calm_series_alerts_on_a_spike_far_smaller_than_a_bursty_one_needs():
+    values = noise(6000, seed=4)
+    values[5500] += 8.0
+    assert alert_rows(run(values)) == [5500]
+
+
+def test_an_anomaly_below_the_business_floor_opens_nothing_and_keeps_the_cooldown_free():
+    """A rise that does not matter must not delay the notice of one that does, just after it."""
+    values = noise(3000)
+    values[2000] += 15.0  # unusual, but below the floor of 120
+    values[2050] += 30.0
+    assert alert_rows(run(values)) == [2000]  # without a floor, the cooldown hides the second
+    verdicts = run(values, SeriesDetector(preset(floor=120.0)))
+    assert alert_rows(verdicts) == [2050] and verdicts[2000].kind == "" and verdicts[2000].score > 0.5
+
+
+def test_the_floor_leaves_downward_anomalies_alone():
+    values = noise(3000)
+    values[2000] -= 25.0
+    assert alert_rows(run(values, SeriesDetector(preset(floor=120.0)))) == [2000]
+
+
+def test_a_second_incident_as_large_as_the_first_is_still_news():
+    """Records are learnt from ordinary points only: an incident does not raise the bar for the next one."""
+    values = noise(6000)
+    for start in (2000, 4000):
+        for i in range(start, start + 50):
+            values[i] += 30.0
+    assert alert_rows(run(values)) == [2000, 4000]
