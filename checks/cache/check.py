@@ -161,7 +161,9 @@ class CacheCheck:
         if fresh:
             observations.append(CONNECT.observe(median(fresh), labels, now))
         past = self._past_runs(labels, ctx, now)
-        seen = watch_seconds(ctx.detectors.get(f"{target.name}/median", self.params), now, cycle.median)
+        floor = math.log(target.slow_after / 2)  # the detector sees log seconds; half the budget matters
+        seen = watch_seconds(ctx.detectors.get(f"{target.name}/median", self.params._replace(floor=floor)), now,
+                             cycle.median)
         state.window.add(outcome.probes)
         recent = state.window.recent(now)
         judged = summarize(recent, target.slow_after)
