@@ -447,7 +447,8 @@ class CloudStorageCheck:
     def assess(self, ctx: Context, subject: Subject, series: list[tuple[float, float]], now: float) -> Assessment:
         """Feed the subject's detector its new complete days, then judge the growth and the month's bill."""
         cfg = self.config
-        detector = ctx.detectors.get(f"{subject.name}/{cfg.source}", cfg.detector_params(BASE))
+        # A bill stepping back up after a cleanup is news: its records span its window only (horizon 0).
+        detector = ctx.detectors.get(f"{subject.name}/{cfg.source}", cfg.detector_params(BASE._replace(horizon=0)))
         pace = follow(detector, series, _day(now))
         growth = analyse(series)
         bill = month_bill(series, growth, now) if growth else None
