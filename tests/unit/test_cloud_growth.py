@@ -163,7 +163,7 @@ def test_detector_state_carries_over_and_each_day_is_learnt_once():
     assert today.pace.fed == 0  # today's value can still change: not learnt yet
     nextday = judge(values, bank, cloud)
     assert nextday.pace.fed == 1
-    detector = bank.get(f"{SUBJECT.name}/cloudwatch", cloud.config.detector_params(BASE))
+    detector = bank.live[f"{SUBJECT.name}/cloudwatch"]  # the detector the check used
     assert detector.last_ts == START + 60 * DAY
 
 
