@@ -47,7 +47,7 @@ def preset(sensitivity: str = "medium", base: DetectorParams | None = None, **ov
     `base` is a check's own `medium` (its counts fit its cadence: a daily cost
     series is not a 5-minute NAB series); `low` asks 1.4x the robust z and
     waits a third longer between notices, `high` the reverse. With no base these
-    are the values scored on NAB (threshold 7 / 5 / 3.5, cooldown 400 / 300 / 200).
+    are the values scored on NAB (threshold 7 / 5 / 3.5, cooldown 133 / 100 / 67).
     """
     params = base or DetectorParams()
     if sensitivity == "low":
