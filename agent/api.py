@@ -1,7 +1,8 @@
 """The public API of the engine: the only module that checks and notifiers import.
 
-Plain data is frozen dataclasses; validation models (pydantic) appear only at the
-config boundary (`CheckConfig`, `NotifierConfig` and the annotated unit types).
+Plain data is frozen dataclasses; config models (`CheckConfig`, `NotifierConfig`
+and the unit types) are dataclasses too, checked at the config boundary by the
+small walker in agent.schema (see its docstring for how to write one).
 """
 
 from __future__ import annotations
@@ -11,19 +12,19 @@ import logging
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Callable, ClassVar, Literal, Mapping, Protocol
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
-
 from agent.errors import CheckError, ConfigError, ForewarnError, NotifyError, StateError
 from agent.detect.bank import DetectorBank
 from agent.detect.engine import SeriesDetector, Verdict
 from agent.detect.forecast import Trend, growth_trend
 from agent.detect.params import DetectorParams, preset
+from agent.schema import Field, Invalid, Limit, Model, Parse, Refused, field_check, model_check
 from agent.secrets import read_secret
 from agent.units import format_bytes, format_duration, parse_duration, parse_percent, parse_size
 
 __all__ = [  # what plugins may use; anything else in agent/ is the engine's own
     "ForewarnError", "ConfigError", "StateError", "CheckError", "NotifyError",
     "Duration", "Percent", "Size", "CheckConfig", "DetectionConfig", "NotifierConfig",
+    "Model", "Field", "Limit", "Parse", "Invalid", "Refused", "field_check", "model_check",
     "Status", "Severity", "Metric", "Observation", "Forecast", "Finding", "ResourceStatus", "CheckResult",
     "History", "Context", "Check", "Notice", "Delivery", "Notifier",
     "DetectorParams", "SeriesDetector", "Verdict", "Detectors",
@@ -33,24 +34,35 @@ __all__ = [  # what plugins may use; anything else in agent/ is the engine's own
 
 # ---------------------------------------------------------------- config unit types
 
-Duration = Annotated[float, BeforeValidator(parse_duration)]
+Duration = Annotated[float, Parse(parse_duration)]
 """Seconds; written as 30s, 5m, 2h, 1d in the config."""
-Percent = Annotated[float, BeforeValidator(parse_percent)]
+Percent = Annotated[float, Parse(parse_percent)]
 """A ratio 0..1; written as 85% in the config."""
-Size = Annotated[float, BeforeValidator(parse_size)]
+Size = Annotated[float, Parse(parse_size)]
 """Bytes; written as 500MB or 2GiB in the config."""
 
+MIN_INTERVAL = 1.0
+"""Shorter intervals and timeouts are typos (0s ran a check every 0.2 s; a 0s timeout failed every run)."""
+MAX_INTERVAL = 7 * 86400.0
+"""A check that runs less than weekly is, for a monitor, a check that is off."""
 
-class CheckConfig(BaseModel):
-    """Settings every check has. A check's own model subclasses this."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+class CheckConfig(Model):
+    """Settings every check has. A check's own model subclasses this (see agent.schema for the pattern)."""
 
     enabled: bool = True
     interval: Duration = 60.0
     timeout: Duration = 30.0
-    for_: Duration = Field(default=180.0, alias="for")
+    for_: Duration = Field(180.0, alias="for")
     """How long a condition must hold before it opens an incident."""
+
+    @field_check("interval", "timeout")
+    def _sensible_period(cls, name: str, value: float, data: Mapping[str, Any]) -> float:
+        if value < MIN_INTERVAL:
+            raise ValueError(f"must be at least {MIN_INTERVAL:g}s")
+        if value > MAX_INTERVAL:
+            raise ValueError(f"must be at most {format_duration(MAX_INTERVAL)}")
+        return value
 
 
 class DetectionConfig(CheckConfig):
@@ -61,17 +73,16 @@ class DetectionConfig(CheckConfig):
     detector: dict[str, float] = {}
     """Expert overrides of `DetectorParams` (e.g. `threshold: 6`), applied after the sensitivity."""
 
-    @field_validator("detector")
-    @classmethod
-    def _known_knobs(cls, value: dict[str, float]) -> dict[str, float]:
-        for name, number in value.items():
-            default = DetectorParams._field_defaults.get(name)
+    @field_check("detector")
+    def _known_knobs(cls, name: str, value: dict[str, float], data: Mapping[str, Any]) -> dict[str, float]:
+        for knob, number in value.items():
+            default = DetectorParams._field_defaults.get(knob)
             if default is None:
-                raise ValueError(f"unknown detector parameter {name!r} (known: {', '.join(DetectorParams._fields)})")
+                raise ValueError(f"unknown detector parameter {knob!r} (known: {', '.join(DetectorParams._fields)})")
             if isinstance(default, (bool, int)) and number != int(number):
-                raise ValueError(f"detector parameter {name!r} must be a whole number, not {number:g}")
+                raise ValueError(f"detector parameter {knob!r} must be a whole number, not {number:g}")
             if number < 0:
-                raise ValueError(f"detector parameter {name!r} must not be negative, not {number:g}")
+                raise ValueError(f"detector parameter {knob!r} must not be negative, not {number:g}")
         return value
 
     def detector_params(self, base: DetectorParams) -> DetectorParams:
@@ -81,10 +92,8 @@ class DetectionConfig(CheckConfig):
         return params._replace(**overrides)
 
 
-class NotifierConfig(BaseModel):
+class NotifierConfig(Model):
     """Settings every notifier has. A notifier's own model subclasses this."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     type: str
 

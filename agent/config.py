@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import Any, Literal, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
-from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, field_validator
-
+from agent import yamlfile
 from agent.api import CheckConfig, ConfigError, Duration, NotifierConfig
 from agent.registry import Registry, default_registry
+from agent.schema import Invalid, Model, Problem, field_check, model_check, validate
 
 DEFAULTS_SOURCE = "<built-in defaults>"
 SEARCH_PATH = (
@@ -31,11 +30,7 @@ _QUIET_HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)
 _LISTEN = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.\-]*):(\d{1,5})$")
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class AgentSection(_Model):
+class AgentSection(Model):
     state_dir: Path | None = None
     listen: str = "127.0.0.1:9813"
     default_owner: str = "it"
@@ -45,16 +40,15 @@ class AgentSection(_Model):
     web_config_file: str | None = None
     """TLS and basic auth for /metrics, in the exporters' web-config format."""
 
-    @field_validator("listen")
-    @classmethod
-    def _listen(cls, value: str) -> str:
+    @field_check("listen")
+    def _listen(cls, name: str, value: str, data: Mapping[str, Any]) -> str:
         match = _LISTEN.match(value)
         if not match or not 0 < int(match.group(2)) < 65536:
             raise ValueError("not an address like 127.0.0.1:9813")
         return value
 
 
-class Owner(_Model):
+class Owner(Model):
     department: str
     contact: str = ""
     address_as: str = ""
@@ -67,33 +61,30 @@ class Owner(_Model):
     escalate_after: Duration = 1800.0
     """A critical incident not acknowledged this long also goes to `escalate_to`."""
 
-    @field_validator("timezone")
-    @classmethod
-    def _timezone(cls, value: str) -> str:
+    @field_check("timezone")
+    def _timezone(cls, name: str, value: str, data: Mapping[str, Any]) -> str:
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError("unknown timezone (use a name like Europe/Rome)") from None
         return value
 
-    @field_validator("quiet_hours")
-    @classmethod
-    def _quiet_hours(cls, value: str | None) -> str | None:
+    @field_check("quiet_hours")
+    def _quiet_hours(cls, name: str, value: str | None, data: Mapping[str, Any]) -> str | None:
         if value is not None and not _QUIET_HOURS.match(value):
             raise ValueError("not a time range like 22:00-07:00")
         return value
 
 
-class Resource(_Model):
+class Resource(Model):
     name: str
     owner: str
     impact: str = ""
     operation: str = ""
     match: dict[str, str]
 
-    @field_validator("match")
-    @classmethod
-    def _match(cls, value: dict[str, str]) -> dict[str, str]:
+    @field_check("match")
+    def _match(cls, name: str, value: dict[str, str], data: Mapping[str, Any]) -> dict[str, str]:
         if "check" not in value:
             raise ValueError("must name the check, e.g. {check: disk, mount: /srv}")
         return value
@@ -102,12 +93,12 @@ class Resource(_Model):
         return all((check if key == "check" else labels.get(key)) == want for key, want in self.match.items())
 
 
-SECTIONS: dict[str, TypeAdapter] = {
-    "agent": TypeAdapter(AgentSection),
-    "owners": TypeAdapter(dict[str, Owner]),
-    "resources": TypeAdapter(list[Resource]),
-    "checks": TypeAdapter(dict[str, dict[str, Any] | None]),
-    "notifiers": TypeAdapter(dict[str, dict[str, Any]]),
+SECTIONS: dict[str, Any] = {
+    "agent": AgentSection,
+    "owners": dict[str, Owner],
+    "resources": list[Resource],
+    "checks": dict[str, dict[str, Any] | None],
+    "notifiers": dict[str, dict[str, Any]],
 }
 
 
@@ -164,28 +155,13 @@ def load_config(explicit: str | None = None, registry: Registry | None = None) -
     registry = registry or default_registry()
     if path is None:
         return parse_config({}, DEFAULTS_SOURCE, registry)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError([f"{path}: config file not found"]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([f"{path}: cannot read config file ({exc.__class__.__name__}: {exc})"]) from None
-    return parse_config(_parse_yaml(text, str(path)), str(path), registry)
-
-
-def _parse_yaml(text: str, source: str) -> dict:
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError([f"{source}: {where}invalid YAML: {problem}"]) from None
-    if data is None:
-        return {}
+    source = str(path)
+    data = yamlfile.load(yamlfile.read_text(source), source)
+    if data is None:  # on a reload this silently dropped every owner and notifier
+        raise ConfigError([f"{source}: the config file is empty (delete it to run on the built-in defaults)"])
     if not isinstance(data, dict):
         raise ConfigError([f"{source}: the top level must be a mapping of sections (got {type(data).__name__})"])
-    return data
+    return parse_config(data, source, registry)
 
 
 def parse_config(data: dict, source: str, registry: Registry) -> Config:
@@ -194,10 +170,10 @@ def parse_config(data: dict, source: str, registry: Registry) -> Config:
     problems += [f"{source}: {key}: unknown section (expected one of {', '.join(SECTIONS)})"
                  for key in data if key not in SECTIONS]
     parsed: dict[str, Any] = {}
-    for key, adapter in SECTIONS.items():
+    for key, schema in SECTIONS.items():
         try:
-            parsed[key] = adapter.validate_python(data.get(key) or ({} if key != "resources" else []))
-        except ValidationError as exc:
+            parsed[key] = validate(schema, data.get(key) or ({} if key != "resources" else []))
+        except Invalid as exc:
             problems += _describe(exc, source, (key,))
     sections_valid = len(parsed) == len(SECTIONS)
     agent: AgentSection = parsed.get("agent", AgentSection())
@@ -214,8 +190,8 @@ def parse_config(data: dict, source: str, registry: Registry) -> Config:
             problems.append(f"{source}: checks.{name}: unknown check (available: {', '.join(registry.checks)})")
             continue
         try:
-            checks[name] = registry.check(name).Config.model_validate(section or {})
-        except ValidationError as exc:
+            checks[name] = registry.check(name).Config.parse(section or {})
+        except Invalid as exc:
             problems += _describe(exc, source, ("checks", name))
 
     notifiers: dict[str, NotifierConfig] = {}
@@ -227,8 +203,8 @@ def parse_config(data: dict, source: str, registry: Registry) -> Config:
                             f"expected one of {', '.join(registry.notifiers)}{got}")
             continue
         try:
-            notifiers[name] = registry.notifier(kind).Config.model_validate(section)
-        except ValidationError as exc:
+            notifiers[name] = registry.notifier(kind).Config.parse(section)
+        except Invalid as exc:
             problems += _describe(exc, source, ("notifiers", name))
 
     if sections_valid:  # references are only worth checking between valid sections
@@ -271,24 +247,7 @@ def _find_plain_secrets(node: Any, path: tuple) -> list[tuple[str, str]]:
     return found
 
 
-def _describe(exc: ValidationError, source: str, prefix: tuple) -> list[str]:
-    lines = []
-    for error in exc.errors(include_url=False):
-        loc = prefix + tuple(error["loc"])
-        if any(str(part).lower() in SECRET_KEYS for part in loc):
-            continue  # already reported, and its value must not be echoed
-        path = ".".join(str(part) for part in loc) or "(top level)"
-        message = error["msg"].removeprefix("Value error, ")
-        if error["type"] == "extra_forbidden":  # its value is not echoed: a mistyped key may hold a secret
-            lines.append(f"{source}: {path}: unknown key")
-            continue
-        elif error["type"] == "missing":
-            lines.append(f"{source}: {path}: required key is missing")
-            continue
-        lines.append(f"{source}: {path}: {message} (got {_show(error.get('input'))})")
-    return lines
-
-
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+def _describe(exc: Invalid, source: str, prefix: tuple) -> list[str]:
+    """One line per problem; a problem under a secret key is left out (already reported, never echoed)."""
+    return [f"{source}: {problem.line(prefix)}" for problem in exc.found
+            if not any(str(part).lower() in SECRET_KEYS for part in prefix + problem.path)]

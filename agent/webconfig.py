@@ -21,19 +21,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
 
-from agent.api import ConfigError
+from agent.api import ConfigError, Invalid, Model
 
 
-class _Tls(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _Tls(Model):
     cert_file: Path
     key_file: Path
 
 
-class _WebConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _WebConfig(Model):
     tls_server_config: _Tls | None = None
     basic_auth_users: dict[str, str] = {}
 
@@ -76,13 +73,13 @@ def load_web_config(path: str | None) -> WebConfig:
         return WebConfig(None, {})
     try:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        model = _WebConfig.model_validate(data)
+        model = _WebConfig.parse(data)
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read the web config ({exc.strerror})"]) from None
     except yaml.YAMLError as exc:
         raise ConfigError([f"{path}: invalid YAML: {getattr(exc, 'problem', None) or exc}"]) from None
-    except ValidationError as exc:
-        raise ConfigError([f"{path}: {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]) from None
+    except Invalid as exc:
+        raise ConfigError([f"{path}: {line}" for line in exc.problems]) from None
     users = {}
     for user, hashed in model.basic_auth_users.items():
         if not hashed.startswith(("$2a$", "$2b$", "$2y$")):

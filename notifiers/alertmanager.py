@@ -15,9 +15,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any, ClassVar
 
-from pydantic import model_validator
-
-from agent.api import Delivery, Duration, Finding, Notice, NotifierConfig, NotifyError
+from agent.api import Delivery, Duration, Finding, Notice, NotifierConfig, NotifyError, model_check
 from notifiers._http import host_of, post_json
 
 STALE_AFTER_REFRESHES = 4
@@ -32,11 +30,10 @@ class AlertmanagerConfig(NotifierConfig):
     """The `instance` label; default this host's name. Give agents watching one shared thing the same value."""
     timeout: Duration = 10.0
 
-    @model_validator(mode="after")
-    def _some_url(self) -> "AlertmanagerConfig":
+    @model_check
+    def _some_url(self) -> None:
         if not self.url and not self.urls:
             raise ValueError("give url (one Alertmanager) or urls (every member of a cluster)")
-        return self
 
     @property
     def endpoints(self) -> tuple[str, ...]:

@@ -22,11 +22,9 @@ from email.message import EmailMessage
 from email.policy import EmailPolicy
 from email.utils import getaddresses
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-
-from agent.api import Delivery, Duration, Notice, NotifierConfig, NotifyError
+from agent.api import Delivery, Duration, Field, Model, Notice, NotifierConfig, NotifyError, field_check, model_check
 from notifiers._http import read_secret
 
 
@@ -58,11 +56,9 @@ def _address(value: str) -> str:
     return value.strip()
 
 
-class SmtpSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class SmtpSettings(Model):
     host: str
-    port: int | None = None
+    port: int | None = Field(None, ge=1, le=65535)
     """Default 25, or 465 with `tls: true` (implicit TLS)."""
     starttls: bool = False
     tls: bool = False
@@ -72,15 +68,14 @@ class SmtpSettings(BaseModel):
     password_file: Path | None = None
     timeout: Duration = 30.0
 
-    @model_validator(mode="after")
-    def _consistent(self) -> "SmtpSettings":
+    @model_check
+    def _consistent(self) -> None:
         if self.starttls and self.tls:
             raise ValueError("choose starttls (upgrade on port 25/587) or tls (implicit, port 465), not both")
         has_user = self.username_env is not None or self.username_file is not None
         has_password = self.password_env is not None or self.password_file is not None
         if has_user != has_password:
             raise ValueError("give both a username (username_env/_file) and a password (password_env/_file), or neither")
-        return self
 
     @property
     def effective_port(self) -> int:
@@ -88,27 +83,22 @@ class SmtpSettings(BaseModel):
 
 
 class EmailConfig(NotifierConfig):
-    model_config = ConfigDict(populate_by_name=True)
-
     to: tuple[str, ...]
     from_: str = Field(alias="from")
     smtp: SmtpSettings
 
-    @field_validator("to", mode="before")
-    @classmethod
-    def _listify(cls, value: object) -> object:
+    @field_check("to", before=True)
+    def _listify(cls, name: str, value: object, data: Mapping[str, Any]) -> object:
         return (value,) if isinstance(value, str) else value
 
-    @field_validator("to")
-    @classmethod
-    def _recipients(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+    @field_check("to")
+    def _recipients(cls, name: str, value: tuple[str, ...], data: Mapping[str, Any]) -> tuple[str, ...]:
         if not value:
             raise ValueError("needs at least one address")
         return tuple(_address(v) for v in value)
 
-    @field_validator("from_")
-    @classmethod
-    def _sender(cls, value: str) -> str:
+    @field_check("from_")
+    def _sender(cls, name: str, value: str, data: Mapping[str, Any]) -> str:
         return _address(value)
 
     @property

@@ -28,9 +28,7 @@ import urllib.parse
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import model_validator
-
-from agent.api import Delivery, Duration, Notice, NotifierConfig, NotifyError
+from agent.api import Delivery, Duration, Notice, NotifierConfig, NotifyError, model_check
 from notifiers._http import Reply, host_of, post_json, read_secret, scrub
 
 
@@ -38,21 +36,12 @@ class WebhookConfig(NotifierConfig):
     url_env: str | None = None
     url_file: Path | None = None
     timeout: Duration = 10.0
+    refused_keys = {"url": "webhook URLs contain a token: give url_env or url_file instead of url"}
 
-    @model_validator(mode="before")
-    @classmethod
-    def _no_inline_url(cls, data: Any) -> Any:
-        """An inline URL is refused; it is blanked first because config errors echo the section they reject."""
-        if isinstance(data, dict) and "url" in data:
-            data["url"] = "<hidden>"
-            raise ValueError("webhook URLs contain a token: give url_env or url_file instead of url")
-        return data
-
-    @model_validator(mode="after")
-    def _one_url(self) -> "WebhookConfig":
+    @model_check
+    def _one_url(self) -> None:
         if (self.url_env is None) == (self.url_file is None):
             raise ValueError("set exactly one of url_env or url_file")
-        return self
 
 
 class SignedWebhookConfig(WebhookConfig):
@@ -61,11 +50,10 @@ class SignedWebhookConfig(WebhookConfig):
     secret_env: str | None = None
     secret_file: Path | None = None
 
-    @model_validator(mode="after")
-    def _one_secret(self) -> "SignedWebhookConfig":
+    @model_check
+    def _one_secret(self) -> None:
         if self.secret_env is not None and self.secret_file is not None:
             raise ValueError("set at most one of secret_env or secret_file")
-        return self
 
 
 def generic_payload(notice: Notice) -> dict[str, Any]:

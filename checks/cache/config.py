@@ -11,37 +11,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
-
-from agent.api import CheckError, DetectionConfig, Duration, Percent, Size, read_secret
+from agent.api import (CheckError, DetectionConfig, Duration, Field, Model, Parse, Percent, Refused, Size, model_check,
+                       read_secret)
 
 SCHEMES = ("redis", "rediss", "sentinel", "memcached", "tcp")
 DEFAULT_PORTS = {"redis": 6379, "rediss": 6379, "sentinel": 26379, "memcached": 11211}
 
 
-class _Hidden(str):
-    """A URL whose password was cut out, so a validation error can show it safely."""
-
-
-def _hide_password(value: object) -> object:
-    if isinstance(value, str):
-        parts = urllib.parse.urlsplit(value)
-        if parts.password is not None:
-            host = parts.netloc.rpartition("@")[2]
-            return _Hidden(urllib.parse.urlunsplit(parts._replace(netloc=f"***@{host}")))
-    return value
-
-
-def _refuse_hidden(value: object) -> object:
-    if isinstance(value, _Hidden):
-        raise ValueError("a password in the URL is not accepted: remove it and use password_env or password_file")
-    return value
-
-
 def _valid_url(value: object) -> object:
+    """A cache URL; one carrying a password is refused without being echoed."""
     if not isinstance(value, str):
         return value
     parts = urllib.parse.urlsplit(value)
+    if parts.password is not None:
+        raise Refused("a password in the URL is not accepted: remove it and use password_env or password_file")
     if parts.scheme not in SCHEMES:
         raise ValueError(f"unsupported scheme, expected one of {', '.join(s + '://' for s in SCHEMES)}")
     endpoints(value)  # raises a ValueError that says what is wrong
@@ -50,13 +33,11 @@ def _valid_url(value: object) -> object:
     return value
 
 
-Url = Annotated[str, BeforeValidator(_valid_url), BeforeValidator(_refuse_hidden), BeforeValidator(_hide_password)]
+Url = Annotated[str, Parse(_valid_url)]
 
 
-class Target(BaseModel):
+class Target(Model):
     """One cache endpoint to probe."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
     url: Url
@@ -71,13 +52,12 @@ class Target(BaseModel):
     tls_ca_file: Path | None = None
     tls_verify: bool = True
 
-    @model_validator(mode="after")
-    def _one_password_source(self) -> "Target":
+    @model_check
+    def _one_password_source(self) -> None:
         if self.password_env and self.password_file:
             raise ValueError("give password_env or password_file, not both")
         if self.kind == "tcp" and (self.password_env or self.password_file or self.probe != "ping"):
             raise ValueError("tcp:// targets only measure the connect time: no password and no probe command")
-        return self
 
     @property
     def kind(self) -> str:
@@ -138,7 +118,7 @@ def endpoints(url: str) -> tuple[Endpoint, ...]:
 class CacheConfig(DetectionConfig):
     interval: Duration = 30.0
     targets: tuple[Target, ...] = ()
-    probes: int = Field(default=20, ge=5, le=2000)
+    probes: int = Field(20, ge=5, le=2000)
     """Probes per target and run, spread over the run rather than sent in one burst."""
     window: Duration = 3.0
     """How long the first run of a fresh instance (e.g. `agent check`) spreads its probes."""
@@ -146,29 +126,29 @@ class CacheConfig(DetectionConfig):
     """Later runs spread their probes over this share of min(interval, timeout)."""
     probe_timeout: Duration = 2.0
     """A probe without an answer by then counts as failed (and slow)."""
-    fresh_every: int = Field(default=10, ge=1)
+    fresh_every: int = Field(10, ge=1)
     """Every n-th probe opens a new connection, so connect time is part of what is seen."""
     lookback: Duration = 600.0
     """The rolling window of probes that is judged (kept in memory, pooled from history after a restart)."""
     baseline: Duration = 7 * 86400.0
     """How old the stored server counters may be that a fresh process (`agent check`) takes rates from."""
-    min_probes: int = Field(default=20, ge=1)
-    min_slow: int = Field(default=3, ge=1)
+    min_probes: int = Field(20, ge=1)
+    min_slow: int = Field(3, ge=1)
     min_slow_share: Percent = 0.01
     hit_ratio_drop: Percent = 0.2
     """An unusually low hit ratio is a finding when it is at least this far below its usual value."""
-    min_lookups: int = Field(default=200, ge=1)
-    evictions_min: int = Field(default=100, ge=1)
+    min_lookups: int = Field(200, ge=1)
+    evictions_min: int = Field(100, ge=1)
     """Evictions in one run below this never count as a surge."""
     memory_warning: Percent = 0.9
-    fragmentation_warning: float = Field(default=1.5, gt=1)
+    fragmentation_warning: float = Field(1.5, gt=1)
     fragmentation_min_waste: Size = 64e6
     """Fragmentation matters only when it wastes at least this much memory."""
-    slowlog_entries: int = Field(default=128, ge=0, le=1024)
+    slowlog_entries: int = Field(128, ge=0, le=1024)
     """How many recent SLOWLOG entries to read (only their command names are kept)."""
 
-    @model_validator(mode="after")
-    def _fits(self) -> "CacheConfig":
+    @model_check
+    def _fits(self) -> None:
         names = [t.name for t in self.targets]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
@@ -176,7 +156,6 @@ class CacheConfig(DetectionConfig):
         if self.window > self.budget:
             raise ValueError("timeout must leave room for window plus 4 x probe_timeout "
                              "(a late probe, a new connection and the server's statistics)")
-        return self
 
     @property
     def budget(self) -> float:

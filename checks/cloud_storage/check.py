@@ -16,12 +16,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from typing import Any, Callable, ClassVar, Literal, Mapping
+from typing import Annotated, Any, Callable, ClassVar, Literal, Mapping
 
-from pydantic import Field, PositiveFloat, field_validator, model_validator
-
-from agent.api import (CheckError, CheckResult, Context, DetectionConfig, Duration, Finding, Metric, Observation, Percent,
-                       ResourceStatus, Severity, Status, format_bytes)
+from agent.api import (CheckError, CheckResult, Context, DetectionConfig, Duration, Field, Finding, Limit, Metric,
+                       Observation, Percent, ResourceStatus, Severity, Status, field_check, format_bytes, model_check)
 from checks.cloud_storage import aws
 from checks.cloud_storage.aws import Clients, Denied, NoSuchBucket, make_clients
 from checks.cloud_storage.causes import (DEFAULT_TEMP_PATTERNS, Cause, Findings, Inventory, InventoryBuilder, Lifecycle, Usage,
@@ -40,12 +38,13 @@ PROJECTED = Metric("cloud_storage_projected_month_cost", "currency",
                    "This month's projected storage bill at the current pace, in the configured currency.")
 FIXABLE = ("expire", "abort_uploads", "expire_noncurrent")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
+PositiveFloat = Annotated[float, Limit(gt=0)]
 
 
 class CloudStorageConfig(DetectionConfig):
     interval: Duration = 6 * 3600.0
     timeout: Duration = 900.0
-    for_: Duration = Field(default=0.0, alias="for")
+    for_: Duration = Field(0.0, alias="for")
     source: Literal["cloudwatch", "cost_explorer", "listing"] = "cloudwatch"
     endpoint_url: str | None = None
     region: str = "us-east-1"
@@ -61,8 +60,8 @@ class CloudStorageConfig(DetectionConfig):
     growth_warning: Percent | None = 0.5
     """Warn when the bill would grow by more than this share within a month at the last week's pace."""
     temp_patterns: tuple[str, ...] = DEFAULT_TEMP_PATTERNS
-    prefix_depth: int = Field(default=1, ge=1, le=5)
-    object_budget: int = Field(default=200_000, ge=1)
+    prefix_depth: int = Field(1, ge=1, le=5)
+    object_budget: int = Field(200_000, ge=1)
     """Most objects listed per bucket and cycle; the appendix says when it stopped a listing."""
     retention: Duration = 60 * 86400.0
     """How much history is fetched on the first run and judged after."""
@@ -70,30 +69,27 @@ class CloudStorageConfig(DetectionConfig):
     role_arn: str | None = None
     cost_tag: str | None = None
     """Cost-allocation tag (e.g. department) that groups Cost Explorer costs and buckets."""
-    temp_days: int = Field(default=7, ge=1)
-    abort_days: int = Field(default=7, ge=1)
-    noncurrent_days: int = Field(default=30, ge=1)
+    temp_days: int = Field(7, ge=1)
+    abort_days: int = Field(7, ge=1)
+    noncurrent_days: int = Field(30, ge=1)
 
-    @field_validator("currency")
-    @classmethod
-    def _currency(cls, value: str) -> str:
+    @field_check("currency")
+    def _currency(cls, name: str, value: str, data: Mapping[str, Any]) -> str:
         if not _CURRENCY.match(value.upper()):
             raise ValueError("not a currency code like USD, EUR or CNY")
         return value.upper()
 
-    @field_validator("prices")
-    @classmethod
-    def _prices(cls, value: dict[str, float]) -> dict[str, float]:
+    @field_check("prices")
+    def _prices(cls, name: str, value: dict[str, float], data: Mapping[str, Any]) -> dict[str, float]:
         unknown = sorted(set(k.upper() for k in value) - set(CLASSES))
         if unknown:
             raise ValueError(f"unknown storage class {unknown[0]} (known: {', '.join(CLASSES)})")
         return {k.upper(): v for k, v in value.items()}
 
-    @model_validator(mode="after")
-    def _rate(self) -> "CloudStorageConfig":
+    @model_check
+    def _rate(self) -> None:
         if self.currency != "USD" and self.usd_rate is None:
             raise ValueError(f"usd_rate (how many {self.currency} per US dollar) is required when currency is not USD")
-        return self
 
 
 @dataclass(frozen=True, slots=True)

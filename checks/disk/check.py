@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass
-from typing import ClassVar
-
-from pydantic import Field, ValidationInfo, field_validator
+from typing import Any, ClassVar, Mapping
 
 from agent.api import (CheckConfig, CheckResult, Context, Duration, Finding, Forecast, Metric, Percent,
-                       ResourceStatus, Severity, Status, format_bytes, format_duration, growth_trend)
+                       ResourceStatus, Severity, Status, field_check, format_bytes, format_duration, growth_trend)
 from checks.disk.probe import Unanswered, Usage
 from checks.disk.sources import Disks, LocalDisks, Script, ScriptedDisks
 
@@ -30,13 +28,12 @@ RESPONSIVE = Metric("disk_responsive", "", "1 when the mount answered within its
 
 
 class DiskConfig(CheckConfig):
-    # Defaults are written as in the config so that they are validated against each other too.
-    warning: Percent = Field("85%", validate_default=True)
-    critical: Percent = Field("95%", validate_default=True)
-    inodes_warning: Percent = Field("85%", validate_default=True)
-    inodes_critical: Percent = Field("95%", validate_default=True)
-    forecast_warning: Duration = Field("72h", validate_default=True)
-    forecast_critical: Duration = Field("12h", validate_default=True)
+    warning: Percent = 0.85
+    critical: Percent = 0.95
+    inodes_warning: Percent = 0.85
+    inodes_critical: Percent = 0.95
+    forecast_warning: Duration = 72 * 3600.0
+    forecast_critical: Duration = 12 * 3600.0
     history: Duration = 7 * 86400.0
     """How far back the forecast looks."""
     mount_timeout: Duration = 5.0
@@ -45,18 +42,16 @@ class DiskConfig(CheckConfig):
     exclude: tuple[str, ...] = ()
     """Glob patterns of mount points never to measure."""
 
-    @field_validator("critical", "inodes_critical")
-    @classmethod
-    def _not_below_warning(cls, value: float, info: ValidationInfo) -> float:
-        warning = info.data.get(info.field_name.replace("critical", "warning"))
+    @field_check("critical", "inodes_critical")
+    def _not_below_warning(cls, name: str, value: float, data: Mapping[str, Any]) -> float:
+        warning = data.get(name.replace("critical", "warning"))
         if warning is not None and value < warning:
-            raise ValueError(f"must not be below {info.field_name.replace('critical', 'warning')} ({warning:.0%})")
+            raise ValueError(f"must not be below {name.replace('critical', 'warning')} ({warning:.0%})")
         return value
 
-    @field_validator("forecast_critical")
-    @classmethod
-    def _not_beyond_warning(cls, value: float, info: ValidationInfo) -> float:
-        warning = info.data.get("forecast_warning")
+    @field_check("forecast_critical")
+    def _not_beyond_warning(cls, name: str, value: float, data: Mapping[str, Any]) -> float:
+        warning = data.get("forecast_warning")
         if warning is not None and value > warning:
             raise ValueError("must not be longer than forecast_warning")
         return value

@@ -99,7 +99,7 @@ def kinds(findings) -> list[str]:
 
 
 def test_healthy_redis_and_memcached_raise_nothing_after_hundreds_of_probes(redis_server, memcached_server, tmp_path):
-    config = CacheCheck.Config.model_validate({"probes": 300, "window": "3s", "targets": [
+    config = CacheCheck.Config.parse({"probes": 300, "window": "3s", "targets": [
         {"name": "pacs", "url": f"redis://127.0.0.1:{redis_server.port}/0", "slow_after": "100ms"},
         {"name": "sessions", "url": f"memcached://127.0.0.1:{memcached_server.port}", "slow_after": "100ms"},
     ]})
@@ -140,7 +140,7 @@ def test_redis_stalling_now_and_then_is_told_as_a_frequency_through_the_cli(redi
 
 def test_memcached_behind_a_stalling_proxy_shows_spikes_with_a_normal_median(slow_memcached, tmp_path):
     slow_memcached.schedule = lambda n: 0.3 if n % 8 == 0 else 0.0
-    config = CacheCheck.Config.model_validate({"probes": 40, "window": "3s", "targets": [
+    config = CacheCheck.Config.parse({"probes": 40, "window": "3s", "targets": [
         {"name": "sessions", "url": f"memcached://127.0.0.1:{slow_memcached.port}", "slow_after": "100ms"}]})
     check, store = CacheCheck(config), Store(tmp_path)
     try:
@@ -157,7 +157,7 @@ def test_memcached_behind_a_stalling_proxy_shows_spikes_with_a_normal_median(slo
 def test_memcached_turning_steadily_slow_after_a_quiet_spell_is_a_slow_cache(slow_memcached, tmp_path):
     slow_memcached.schedule = lambda n: 0.0
     # A short warm-up and a short judged window, so a minute of runs shows what an hour of runs would.
-    config = CacheCheck.Config.model_validate({"probes": 10, "window": "0.25s", "interval": "0.5s",
+    config = CacheCheck.Config.parse({"probes": 10, "window": "0.25s", "interval": "0.5s",
                                                "lookback": "2s", "detector": {"warmup": 10}, "targets": [
         {"name": "sessions", "url": f"memcached://127.0.0.1:{slow_memcached.port}", "slow_after": "100ms"}]})
     check, store, bank = CacheCheck(config), Store(tmp_path), DetectorBank()
@@ -206,7 +206,7 @@ def flood(client: redis.Redis, round_: int) -> None:
 
 def test_small_cache_flooded_with_keys_reports_evictions_and_memory(start_server, tmp_path):
     server = start_server(RedisServer(extra_args=["--maxmemory", "4mb", "--maxmemory-policy", "allkeys-lru"]))
-    config = CacheCheck.Config.model_validate({"probes": 5, "window": "0.5s", "interval": "2s", "targets": [
+    config = CacheCheck.Config.parse({"probes": 5, "window": "0.5s", "interval": "2s", "targets": [
         {"name": "pacs", "url": f"redis://127.0.0.1:{server.port}/0"}],
         "detector": {"warmup": 20}})  # 20 quiet periods stand for the usual hour (120 runs) of warm-up
     check, store, bank = CacheCheck(config), Store(tmp_path), DetectorBank()

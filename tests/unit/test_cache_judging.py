@@ -34,7 +34,7 @@ class Replay:
     """Drives one CacheCheck run by run on a fake clock; counters add up like a real server's."""
 
     def __init__(self, bank: DetectorBank, start: float = START, seed: int = 7, **settings: object):
-        config = CacheCheck.Config.model_validate(
+        config = CacheCheck.Config.parse(
             {"targets": [{"name": "pacs", "url": "redis://127.0.0.1:6379/0", "slow_after": "100ms"}], **settings})
         self.check, self.bank = CacheCheck(config), bank
         self.now, self.rng = start, random.Random(seed)

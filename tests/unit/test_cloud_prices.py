@@ -1,7 +1,7 @@
 """Money, not bytes: list prices per class and region, config overrides, the owner's currency."""
 
 import pytest
-from pydantic import ValidationError
+from agent.api import Invalid
 
 from checks.cloud_storage.prices import GB, PRICES_AS_OF, PriceBook, class_of_listing, class_of_usage_type
 from checks.cloud_storage.check import CloudStorageConfig
@@ -32,15 +32,15 @@ def test_usage_types_and_listing_classes_map_to_priced_classes():
 
 
 def test_config_needs_an_exchange_rate_for_other_currencies():
-    with pytest.raises(ValidationError, match="usd_rate"):
+    with pytest.raises(Invalid, match="usd_rate"):
         CloudStorageConfig(currency="EUR")
     assert CloudStorageConfig(currency="eur", usd_rate=0.9).currency == "EUR"
 
 
 def test_config_refuses_unknown_storage_classes_and_sources():
-    with pytest.raises(ValidationError, match="unknown storage class"):
+    with pytest.raises(Invalid, match="unknown storage class"):
         CloudStorageConfig(prices={"GOLD": 1.0})
-    with pytest.raises(ValidationError):
+    with pytest.raises(Invalid):
         CloudStorageConfig(source="ftp")
 
 

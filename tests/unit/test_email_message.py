@@ -8,12 +8,12 @@ import email.policy
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pydantic import ValidationError
+from agent.api import Invalid
 
 from agent.api import Notice, Severity
 from notifiers.email import EmailConfig, build_message
 
-CONFIG = EmailConfig.model_validate({"type": "email", "to": ["王磊 <wang@example.com>", "it@example.com"],
+CONFIG = EmailConfig.parse({"type": "email", "to": ["王磊 <wang@example.com>", "it@example.com"],
                                      "from": "Forewarn 信息科 <forewarn@example.com>", "smtp": {"host": "127.0.0.1"}})
 
 
@@ -82,18 +82,18 @@ def test_no_subject_can_add_a_header(subject):
 def test_addresses_that_could_inject_headers_are_refused_in_the_config(field, value):
     data = {"type": "email", "to": ["it@example.com"], "from": "forewarn@example.com", "smtp": {"host": "h"}}
     data[field] = value
-    with pytest.raises(ValidationError):
-        EmailConfig.model_validate(data)
+    with pytest.raises(Invalid):
+        EmailConfig.parse(data)
 
 
 def test_smtp_settings_default_ports_and_refuse_half_a_login():
-    implicit = EmailConfig.model_validate({"type": "email", "to": "a@example.com", "from": "b@example.com",
+    implicit = EmailConfig.parse({"type": "email", "to": "a@example.com", "from": "b@example.com",
                                            "smtp": {"host": "h", "tls": True}})
     assert implicit.smtp.effective_port == 465 and implicit.to == ("a@example.com",)
     assert CONFIG.smtp.effective_port == 25
-    with pytest.raises(ValidationError, match="both a username"):
-        EmailConfig.model_validate({"type": "email", "to": "a@example.com", "from": "b@example.com",
+    with pytest.raises(Invalid, match="both a username"):
+        EmailConfig.parse({"type": "email", "to": "a@example.com", "from": "b@example.com",
                                     "smtp": {"host": "h", "password_env": "SMTP_PASSWORD"}})
-    with pytest.raises(ValidationError, match="not both"):
-        EmailConfig.model_validate({"type": "email", "to": "a@example.com", "from": "b@example.com",
+    with pytest.raises(Invalid, match="not both"):
+        EmailConfig.parse({"type": "email", "to": "a@example.com", "from": "b@example.com",
                                     "smtp": {"host": "h", "tls": True, "starttls": True}})

@@ -25,9 +25,27 @@ def test_sizes_and_percentages():
             parse_percent(bad)
 
 
-@given(st.integers(min_value=0, max_value=10**7), st.sampled_from(["s", "m", "h", "d"]))
+@given(st.integers(min_value=0, max_value=3650), st.sampled_from(["s", "m", "h", "d"]))
 def test_any_whole_duration_parses_to_its_seconds(count, unit):
     assert parse_duration(f"{count}{unit}") == count * {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
+
+
+@pytest.mark.parametrize("odd", [float("nan"), float("inf"), 10**400, "3651d", "99999999999999999999h"])
+def test_durations_no_setting_means_are_refused(odd):
+    with pytest.raises(ValueError):
+        parse_duration(odd)
+
+
+@pytest.mark.parametrize("odd", [0.85, float("nan"), float("inf"), 10**400, "nan%", "1e999%"])
+def test_percentages_that_mean_nothing_or_the_wrong_thing_are_refused(odd):
+    with pytest.raises(ValueError):
+        parse_percent(odd)
+
+
+def test_a_bare_fraction_is_refused_with_both_readings():
+    with pytest.raises(ValueError, match="write 85% or 0.85%"):
+        parse_percent(0.85)
+    assert parse_percent(0) == 0 and parse_percent(1) == pytest.approx(0.01)
 
 
 def test_technical_formats():
