@@ -64,6 +64,10 @@ class CheckConfig(Model):
             raise ValueError(f"must be at most {format_duration(MAX_INTERVAL)}")
         return value
 
+    def match_keys(self) -> tuple[str, ...] | None:
+        """The labels this check's findings carry, which `resources[].match` may name (None: not declared)."""
+        return None
+
 
 class DetectionConfig(CheckConfig):
     """Settings of a check that judges "unusual" with the detection engine (a check's model subclasses it)."""

@@ -6,6 +6,7 @@ sections are validated by the plugin's own model, found through the registry.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from dataclasses import dataclass, field
@@ -16,8 +17,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from agent import yamlfile
 from agent.api import CheckConfig, ConfigError, Duration, NotifierConfig
 from agent.registry import Registry, default_registry
-from agent.schema import Invalid, Model, Problem, field_check, model_check, validate
+from agent.schema import Invalid, Model, field_check, show, validate
 
+log = logging.getLogger(__name__)
 DEFAULTS_SOURCE = "<built-in defaults>"
 SEARCH_PATH = (
     "./forewarn.yaml",
@@ -198,7 +200,7 @@ def parse_config(data: dict, source: str, registry: Registry) -> Config:
     for name, section in raw_notifiers.items():
         kind = section.get("type")
         if kind not in registry.notifiers:
-            got = f" (got {kind!r})" if kind is not None else ""
+            got = f" (got {show(kind)})" if kind is not None else ""
             problems.append(f"{source}: notifiers.{name}.type: unknown or missing notifier type, "
                             f"expected one of {', '.join(registry.notifiers)}{got}")
             continue
@@ -209,9 +211,42 @@ def parse_config(data: dict, source: str, registry: Registry) -> Config:
 
     if sections_valid:  # references are only worth checking between valid sections
         problems += _cross_references(agent, owners, parsed["resources"], raw_notifiers, source)
+        problems += _match_labels(parsed["resources"], checks, registry, source)
     if problems:
         raise ConfigError(problems)
-    return Config(source, agent, owners, tuple(parsed["resources"]), checks, notifiers, registry)
+    config = Config(source, agent, owners, tuple(parsed["resources"]), checks, notifiers, registry)
+    for line in _surprises(config, raw_checks):
+        log.warning("%s: %s", source, line)
+    return config
+
+
+def _match_labels(resources: list[Resource], checks: Mapping[str, CheckConfig], registry: Registry,
+                  source: str) -> list[str]:
+    """A `match` naming a check or label that no finding carries matches nothing, silently: refuse it."""
+    problems = []
+    for i, resource in enumerate(resources):
+        check = resource.match["check"]
+        if check not in registry.checks:
+            problems.append(f"{source}: resources.{i}.match.check: unknown check "
+                            f"(available: {', '.join(registry.checks)}) (got {show(check)})")
+            continue
+        config = checks.get(check) or registry.check(check).Config()
+        known = config.match_keys()
+        for key in resource.match:
+            if known is not None and key != "check" and key not in known:
+                problems.append(f"{source}: resources.{i}.match.{key}: the {check} check's findings carry no such "
+                                f"label (known: {', '.join(known)})")
+    return problems
+
+
+def _surprises(config: Config, raw_checks: Mapping[str, Any]) -> list[str]:
+    """Valid but probably not meant: said in one line each, on stderr, without refusing the config."""
+    lines = [f"owners.{owner_id}.notify: no notifiers, so this owner's notices go nowhere"
+             for owner_id, owner in config.owners.items() if not owner.notify]
+    if "disk" not in raw_checks:
+        lines.append("checks: no disk entry, so local disks are not watched "
+                     "(add `disk: {}`, or `disk: {enabled: false}` to say it is meant)")
+    return lines
 
 
 def _cross_references(agent: AgentSection, owners: dict[str, Owner], resources: list[Resource], notifiers: dict,

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from agent.commands import config_option
+from agent.errors import ForewarnError
 from agent.config import load_config
 
 EXAMPLE = "forewarn.example.yaml"
@@ -35,5 +36,8 @@ def init(path: str, force: bool) -> None:
     target = Path(path)
     if target.exists() and not force:
         raise click.ClickException(f"{target} already exists; use --force to overwrite it")
-    target.write_text(files("templates").joinpath(EXAMPLE).read_text(encoding="utf-8"), encoding="utf-8")
+    try:
+        target.write_text(files("templates").joinpath(EXAMPLE).read_text(encoding="utf-8"), encoding="utf-8")
+    except OSError as exc:
+        raise ForewarnError(f"cannot write {target}: {exc.strerror}") from None
     click.echo(f"wrote {target}; check it with: agent config validate -c {target}")

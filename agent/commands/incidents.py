@@ -12,11 +12,16 @@ import click
 
 from agent.clock import wall_clock
 from agent.commands import config_option
-from agent.config import load_config
+from agent.config import Config, load_config
+from agent.errors import ForewarnError
 from agent.dispatch import add_silence, silences
 from agent.incidents import Incidents
 from agent.store import Store
 from agent.units import format_duration, parse_duration
+
+
+SILENCE_FIELDS = ("check", "kind", "resource", "owner", "severity", "incident")
+"""What a silence may match besides a finding's labels (see dispatch.Silence.covers)."""
 
 
 def _iso(ts: float | None) -> str | None:
@@ -135,21 +140,40 @@ def silence() -> None:
 @click.option("--comment", default="", help="Why.")
 def silence_add(path: str | None, matchers: tuple[str, ...], duration: str, by: str, comment: str) -> None:
     """Add a silence: MATCHERS are key=value (check, kind, resource, owner, severity, incident or a label)."""
-    matcher = {}
-    for text in matchers:
-        key, sep, value = text.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"{text!r} is not key=value", param_hint="MATCHERS")
-        matcher[key] = value
     try:
         seconds = parse_duration(duration)
     except ValueError as exc:
         raise click.BadParameter(f"{duration!r}: {exc}", param_hint="--for") from None
-    store = Store(load_config(path).state_dir())
+    config = load_config(path)
+    matcher = silence_matcher(config, matchers)
+    store = Store(config.state_dir())
     now = wall_clock()()
     silence_id = add_silence(store, matcher, now, now + seconds, by, comment)
     store.close()
     click.echo(f"silence {silence_id} until {_iso(now + seconds)}")
+
+
+def silence_matcher(config: Config, matchers: tuple[str, ...]) -> dict[str, str]:
+    """key=value pairs as a silence matcher; a key no incident carries would silence nothing, so it is refused."""
+    labels = set()
+    for check in config.checks.values():
+        keys = check.match_keys()
+        if keys is None:  # a check that does not declare its labels: any key may be one of them
+            return _pairs(matchers, None)
+        labels.update(keys)
+    return _pairs(matchers, SILENCE_FIELDS + tuple(sorted(labels)))
+
+
+def _pairs(matchers: tuple[str, ...], known: tuple[str, ...] | None) -> dict[str, str]:
+    matcher = {}
+    for text in matchers:
+        key, sep, value = text.partition("=")
+        if not sep or not key:
+            raise ForewarnError(f"silence: {text!r} is not key=value")
+        if known is not None and key not in known:
+            raise ForewarnError(f"silence: {key!r} matches no incident (known: {', '.join(known)})")
+        matcher[key] = value
+    return matcher
 
 
 @silence.command("list")

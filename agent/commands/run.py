@@ -9,6 +9,20 @@ import sys
 import click
 
 from agent.commands import config_option
+from agent.errors import ForewarnError
+
+
+def _address(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """--listen is checked as agent.listen is, so a typo is one line and exit 2, not a crash at bind time."""
+    if value is not None:
+        from agent.config import AgentSection
+        from agent.schema import Invalid
+
+        try:
+            AgentSection(listen=value)
+        except Invalid as exc:
+            raise ForewarnError(f"--listen: {exc.found[0].message} (got {value!r})") from None
+    return value
 
 
 class JsonFormatter(logging.Formatter):
@@ -24,7 +38,7 @@ class JsonFormatter(logging.Formatter):
 
 @click.command()
 @config_option
-@click.option("--listen", metavar="HOST:PORT", help="Serve /metrics and /healthz here (default: agent.listen).")
+@click.option("--listen", metavar="HOST:PORT", callback=_address, help="Serve /metrics and /healthz here (default: agent.listen).")
 @click.option("--web.config.file", "web_config", metavar="FILE",
               help="TLS and basic auth for /metrics (the Prometheus exporters' web-config format).")
 @click.option("--log-format", type=click.Choice(["plain", "json"]), default="plain", show_default=True)

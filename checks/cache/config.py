@@ -157,6 +157,9 @@ class CacheConfig(DetectionConfig):
             raise ValueError("timeout must leave room for window plus 4 x probe_timeout "
                              "(a late probe, a new connection and the server's statistics)")
 
+    def match_keys(self) -> tuple[str, ...]:
+        return ("target",)
+
     @property
     def budget(self) -> float:
         """The longest probing may take so that a run still ends within its timeout."""

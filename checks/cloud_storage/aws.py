@@ -182,12 +182,12 @@ def _call_unless_absent(client: Any, operation: str, absent: str, **params: Any)
     """Like `call`, but None when S3 answers `absent`: the bucket simply has none of what was asked."""
     from botocore.exceptions import ClientError
 
-    try:
-        return getattr(client, _snake(operation))(**params)
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == absent:
-            return None
-        with _translated(client, operation):
+    with _translated(client, operation):  # every other failure, missing credentials included, as in `call`
+        try:
+            return getattr(client, _snake(operation))(**params)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == absent:
+                return None
             raise
 
 

@@ -86,6 +86,9 @@ class CloudStorageConfig(DetectionConfig):
             raise ValueError(f"unknown storage class {unknown[0]} (known: {', '.join(CLASSES)})")
         return {k.upper(): v for k, v in value.items()}
 
+    def match_keys(self) -> tuple[str, ...]:
+        return ("bucket", self.cost_tag or "scope")
+
     @model_check
     def _rate(self) -> None:
         if self.currency != "USD" and self.usd_rate is None:
@@ -589,8 +592,10 @@ class CloudStorageCheck:
         finally:
             clients.close()
         if denied or not rules_known:
+            reasons = ", ".join(sorted({d.reason for d in denied} - {"not allowed"}))
             actions = ", ".join(sorted({d.action for d in denied}))
-            raise CheckError(f"{bucket}: cannot inspect the bucket, missing permission {actions}")
+            raise CheckError(f"{bucket}: cannot inspect the bucket, " +
+                             (reasons if reasons else f"missing permission {actions}"))
         rise = added = 0.0
         if self.config.source != "cost_explorer":  # the stored size history says how fast it grew
             series, sizes = self._bucket_series(self._stored_sizes(ctx, now, bucket), [])

@@ -42,6 +42,9 @@ class DiskConfig(CheckConfig):
     exclude: tuple[str, ...] = ()
     """Glob patterns of mount points never to measure."""
 
+    def match_keys(self) -> tuple[str, ...]:
+        return ("mount", "device", "fstype")
+
     @field_check("critical", "inodes_critical")
     def _not_below_warning(cls, name: str, value: float, data: Mapping[str, Any]) -> float:
         warning = data.get(name.replace("critical", "warning"))
