@@ -157,7 +157,7 @@ def test_memcached_behind_a_stalling_proxy_shows_spikes_with_a_normal_median(slo
 def test_memcached_turning_steadily_slow_after_a_quiet_spell_is_a_slow_cache(slow_memcached, tmp_path):
     slow_memcached.schedule = lambda n: 0.0
     # A short warm-up and a short judged window, so a minute of runs shows what an hour of runs would.
-    config = CacheCheck.Config.parse({"probes": 10, "window": "0.25s", "interval": "0.5s",
+    config = CacheCheck.Config.parse({"probes": 10, "window": "0.25s", "interval": "1s", "spread": "25%",
                                                "lookback": "2s", "detector": {"warmup": 10}, "targets": [
         {"name": "sessions", "url": f"memcached://127.0.0.1:{slow_memcached.port}", "slow_after": "100ms"}]})
     check, store, bank = CacheCheck(config), Store(tmp_path), DetectorBank()
