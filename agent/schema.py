@@ -9,22 +9,25 @@ as (key path, what is wrong, value) so the engine can print
 A model is a subclass of `Model` with annotated fields (it becomes a frozen,
 keyword-only dataclass by itself). Converting a pydantic model:
 
-    class DiskConfig(CheckConfig):                      # was: a BaseModel subclass
-        warning: Percent = "85%"                        # defaults are validated as if written in the config
+    class DiskConfig(CheckConfig):                      # was: a BaseModel subclass; same annotations
+        warning: Percent = 0.85                         # defaults are in the final type; field checks see them
         probes: int = Field(20, ge=5, le=2000)          # Field(default, alias=, ge=, gt=, le=, lt=, min_length=, pattern=)
-        for_: Duration = Field(0.0, alias="for")
+        for_: Duration = Field(0.0, alias="for")        # YAML `for`, Python `for_`
 
-        @field_check("critical")                        # was @field_validator (after): (cls, name, value, data)
-        def _not_below(cls, name, value, data): ...     #   returns the value to keep; raise ValueError
+        @field_check("critical")                        # was @field_validator (after), without @classmethod:
+        def _not_below(cls, name, value, data): ...     #   data = fields validated so far; return the value, or raise ValueError
         @field_check("to", before=True)                 # was mode="before": gets the raw YAML value
-        @model_check                                    # was @model_validator(mode="after"): (self); raise ValueError
+        @model_check                                    # was @model_validator(mode="after"): (self) -> None; raise ValueError
         refused_keys = {"url": "why, and what to write instead"}   # keys refused with a message, value never shown
 
-    DiskConfig.parse({...})                             # was model_validate; raises Invalid (a ConfigError)
+    DiskConfig.parse({"for": "0s"})                     # was model_validate; raises Invalid (a ConfigError)
+    DiskConfig(for_=0)                                  # by field name, validated the same way
 
+Raise `Refused` instead of ValueError when the value must not be echoed (a URL with a password).
 Types understood: str, int, float, bool, Path, Any, Literal[...], X | None,
 tuple[X, ...], list[X], dict[K, V], another Model, and Annotated[T, Parse(fn)]
-(a parser of human units, as `Duration`) or Annotated[T, Field(...)] (bounds).
+(a parser of human units, as `Duration`) or Annotated[T, Limit(gt=0)] (bounds).
+Floats must be finite, whole numbers within ±10**15, strings free of NUL.
 """
 
 from __future__ import annotations

@@ -1,12 +1,12 @@
 """Hostile configs: N hypothesis-generated files through `agent config validate`, counting what went wrong.
 
-Each file (tests/configs.py: a valid config with odd values, then sometimes
-damaged as text: alias bombs, deep nesting, tags, invalid UTF-8) goes through
-the CLI's own entry point in this process, under a 5 s alarm. Counted: exit
-codes, tracebacks, "internal error" lines, hangs over 5 s, the slowest file,
-and the process's peak RSS. The peer, in the same run and on the same files,
-is plain `yaml.safe_load` under the same alarm: what the agent would face
-without its reading limits.
+The files (tests/configs.py: a valid config with odd values, then sometimes
+damaged as text: alias bombs, deep nesting, tags, invalid UTF-8) are generated
+first; then a fresh worker process passes each through the CLI's own entry
+point under a 5 s alarm, counting exit codes, tracebacks, "internal error"
+lines, hangs over 5 s and the slowest file, and reports its own peak RSS. The
+peer, a second worker on the same files in the same run, is plain
+`yaml.safe_load`: what the agent would face without its reading limits.
 
 Usage: python bench/config_fuzz.py [--examples 10000] [--seed 1]
 """
@@ -14,20 +14,19 @@ Usage: python bench/config_fuzz.py [--examples 10000] [--seed 1]
 from __future__ import annotations
 
 import argparse
+import json
 import resource
+import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import yaml  # noqa: E402
-from hypothesis import HealthCheck, given, seed, settings  # noqa: E402
-
-from tests.configs import config_files, run_validate  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 LIMIT = 5.0
 
@@ -57,61 +56,83 @@ def rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def worker(kind: str, folder: Path) -> None:
+    """Runs every file in `folder` through `kind` (agent or peer); prints the counts as one JSON object."""
+    import yaml
+
+    from tests.configs import run_validate
+
+    signal.signal(signal.SIGALRM, _alarm)
+    if kind == "agent":
+        run_validate("/nonexistent")  # imports the CLI before the baseline is taken
+    counts: Counter[str] = Counter()
+    counts["rss after imports"] = rss_mib()
+    slowest = 0.0
+    for path in sorted(folder.iterdir()):
+        counts["files"] += 1
+        outcome, seconds = timed(run_validate if kind == "agent" else lambda p: yaml.safe_load(p.read_bytes()),
+                                 str(path) if kind == "agent" else path)
+        slowest = max(slowest, seconds)
+        if isinstance(outcome, Hung):
+            counts["hangs"] += 1
+        elif kind == "peer" and isinstance(outcome, yaml.YAMLError):
+            counts["exit 2"] += 1
+        elif isinstance(outcome, BaseException):  # the peer's crash, or one that escaped the CLI's handler
+            counts["tracebacks"] += 1
+        elif kind == "peer":
+            counts["exit 0"] += 1
+        else:
+            code, stderr = outcome
+            counts[f"exit {code}" if code in (0, 2) else "other"] += 1
+            counts["tracebacks"] += "Traceback" in stderr
+            counts["internal errors"] += "internal error" in stderr
+    print(json.dumps({**counts, "slowest": slowest, "peak rss": rss_mib()}))
+
+
+def generate(count: int, seed_value: int, folder: Path) -> None:
+    from hypothesis import HealthCheck, given, seed, settings
+
+    from tests.configs import config_files
+
+    written = iter(range(count))
+
+    @seed(seed_value)
+    @settings(max_examples=count, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @given(config_files())
+    def one(data: bytes) -> None:
+        (folder / f"{next(written, count):05d}.yaml").write_bytes(data)
+
+    one()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--worker", nargs=2, metavar=("KIND", "FOLDER"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    signal.signal(signal.SIGALRM, _alarm)
-    run_validate("/nonexistent")  # imports the CLI before the baseline is taken
-    baseline = rss_mib()
-    agent, peer = Counter(), Counter()
-    worst = {"agent": 0.0, "peer": 0.0}
-    workdir = Path(tempfile.mkdtemp(prefix="forewarn-fuzz-"))
-    path = workdir / "fuzz.yaml"
-
-    @seed(args.seed)
-    @settings(max_examples=args.examples, deadline=None, database=None, derandomize=False,
-              suppress_health_check=list(HealthCheck))
-    @given(config_files())
-    def one(data: bytes) -> None:
-        path.write_bytes(data)
-        agent["files"] += 1
-        outcome, seconds = timed(run_validate, str(path))
-        worst["agent"] = max(worst["agent"], seconds)
-        if isinstance(outcome, Hung):
-            agent["hangs"] += 1
-        elif isinstance(outcome, BaseException):  # escaped the CLI's own handler
-            agent["tracebacks"] += 1
-            agent["other"] += 1
-        else:
-            code, stderr = outcome
-            agent[f"exit {code}" if code in (0, 2) else "other"] += 1
-            agent["tracebacks"] += "Traceback" in stderr
-            agent["internal errors"] += "internal error" in stderr
-        outcome, seconds = timed(lambda: yaml.safe_load(data))
-        worst["peer"] = max(worst["peer"], seconds)
-        if isinstance(outcome, Hung):
-            peer["hangs"] += 1
-        elif isinstance(outcome, yaml.YAMLError):
-            peer["exit 2"] += 1
-        elif isinstance(outcome, BaseException):
-            peer["tracebacks"] += 1
-        else:
-            peer["exit 0"] += 1
-
-    started = time.perf_counter()
-    one()
-    elapsed = time.perf_counter() - started
-    print(f"config fuzz: {agent['files']} generated files, seed {args.seed}, {elapsed:.0f} s, "
-          f"alarm at {LIMIT:g} s; RSS after imports {baseline:.1f} MiB")
-    print(f"{'':28}{'files':>7}{'exit 0':>8}{'exit 2':>8}{'other':>7}{'tracebacks':>12}{'internal':>10}"
-          f"{'hangs':>7}{'slowest s':>11}")
-    for name, counts, slowest, internal in (("agent config validate", agent, worst["agent"], agent["internal errors"]),
-                                            ("peer: yaml.safe_load", peer, worst["peer"], "-")):
-        print(f"{name:28}{agent['files']:>7}{counts['exit 0']:>8}{counts['exit 2']:>8}{counts['other']:>7}"
-              f"{counts['tracebacks']:>12}{internal!s:>10}{counts['hangs']:>7}{slowest:>11.2f}")
-    print(f"peak RSS of the whole run: {rss_mib():.1f} MiB")
+    if args.worker:
+        worker(args.worker[0], Path(args.worker[1]))
+        return
+    folder = Path(tempfile.mkdtemp(prefix="forewarn-fuzz-"))
+    try:
+        started = time.perf_counter()
+        generate(args.examples, args.seed, folder)
+        files = sum(1 for _ in folder.iterdir())
+        print(f"config fuzz: {files} generated files (seed {args.seed}, {time.perf_counter() - started:.0f} s "
+              f"to generate), alarm at {LIMIT:g} s per file")
+        print(f"{'':24}{'files':>7}{'exit 0':>8}{'exit 2':>8}{'other':>7}{'tracebacks':>12}{'internal':>10}"
+              f"{'hangs':>7}{'slowest s':>11}{'RSS MiB idle/peak':>19}")
+        for kind, name in (("agent", "agent config validate"), ("peer", "peer: yaml.safe_load")):
+            done = subprocess.run([sys.executable, __file__, "--worker", kind, str(folder)], capture_output=True,
+                                  text=True, check=True)
+            c = Counter(json.loads(done.stdout.splitlines()[-1]))
+            internal = c["internal errors"] if kind == "agent" else "-"
+            print(f"{name:24}{c['files']:>7}{c['exit 0']:>8}{c['exit 2']:>8}{c['other']:>7}{c['tracebacks']:>12}"
+                  f"{internal!s:>10}{c['hangs']:>7}{c['slowest']:>11.2f}"
+                  f"{c['rss after imports']:>11.1f} / {c['peak rss']:.1f}")
+    finally:
+        shutil.rmtree(folder)
 
 
 if __name__ == "__main__":
