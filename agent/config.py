@@ -6,10 +6,9 @@ sections are validated by the plugin's own model, found through the registry.
 
 from __future__ import annotations
 
-import logging
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -19,7 +18,6 @@ from agent.api import CheckConfig, ConfigError, Duration, NotifierConfig
 from agent.registry import Registry, default_registry
 from agent.schema import Invalid, Model, field_check, show, validate
 
-log = logging.getLogger(__name__)
 DEFAULTS_SOURCE = "<built-in defaults>"
 SEARCH_PATH = (
     "./forewarn.yaml",
@@ -117,6 +115,8 @@ class Config:
     checks: Mapping[str, CheckConfig]
     notifiers: Mapping[str, NotifierConfig]
     registry: Registry = field(repr=False, compare=False, default_factory=default_registry)
+    warnings: tuple[str, ...] = ()
+    """Valid but probably not meant (`FILE: key.path: ...`): shown by `config validate` and the daemon."""
 
     def state_dir(self) -> Path:
         if self.agent.state_dir:
@@ -215,9 +215,7 @@ def parse_config(data: dict, source: str, registry: Registry) -> Config:
     if problems:
         raise ConfigError(problems)
     config = Config(source, agent, owners, tuple(parsed["resources"]), checks, notifiers, registry)
-    for line in _surprises(config, raw_checks):
-        log.warning("%s: %s", source, line)
-    return config
+    return replace(config, warnings=tuple(f"{source}: {line}" for line in _surprises(config, raw_checks)))
 
 
 def _match_labels(resources: list[Resource], checks: Mapping[str, CheckConfig], registry: Registry,
@@ -240,7 +238,7 @@ def _match_labels(resources: list[Resource], checks: Mapping[str, CheckConfig], 
 
 
 def _surprises(config: Config, raw_checks: Mapping[str, Any]) -> list[str]:
-    """Valid but probably not meant: said in one line each, on stderr, without refusing the config."""
+    """Valid but probably not meant: one line each, without refusing the config."""
     lines = [f"owners.{owner_id}.notify: no notifiers, so this owner's notices go nowhere"
              for owner_id, owner in config.owners.items() if not owner.notify]
     if "disk" not in raw_checks:

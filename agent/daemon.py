@@ -74,6 +74,8 @@ class Daemon:
     def run(self) -> int:
         self.config = load_config(self.config_path)
         self.clock = wall_clock()
+        for line in self.config.warnings:
+            log.warning(line)
         self.store = Store(self.config.state_dir())
         self.metrics = Metrics(self.config)
         self.outbox = Outbox(self.store, self.config, clock=self.clock, on_result=self._count_notice)
@@ -150,6 +152,8 @@ class Daemon:
                 log.error("reload refused, keeping the running config: %s", line)
             sd_notify("READY=1")
             return
+        for line in config.warnings:
+            log.warning(line)
         in_flight = [slot.future for slot in self.schedule.values() if slot.future is not None]
         threading.Thread(target=_close_when_done, args=(self.runner, in_flight), name="close-old-checks",
                          daemon=True).start()

@@ -24,6 +24,8 @@ def config() -> None:
 def validate(path: str | None) -> None:
     """Check the config; print one line per problem and exit 2, or exit 0."""
     loaded = load_config(path)  # ConfigError becomes one line per problem, exit 2
+    for line in loaded.warnings:
+        click.echo(f"warning: {line}", err=True)
     click.echo(f"{loaded.source}: OK ({len(loaded.checks)} checks, {len(loaded.owners)} owners, "
                f"{len(loaded.resources)} resources, {len(loaded.notifiers)} notifiers)")
 

@@ -186,14 +186,16 @@ def test_one_opening_no_duplicate_after_restart_and_one_resolution_after_reload(
     assert agent.stop() == 0
 
 
-def test_a_broken_config_on_reload_keeps_the_old_one_running(agents):
+@pytest.mark.parametrize("broken, named", [("checks: {disk: {interval: 60x}}\n", "checks.disk.interval"),
+                                           ("# emptied by mistake\n", "the config file is empty")])
+def test_a_broken_config_on_reload_keeps_the_old_one_running(agents, broken, named):
     agent = agents(FORCED.replace("WARNING", "99%"))
     agent.start()
     assert wait_until(lambda: disk_runs(agent) >= 1, timeout=10)
-    agent.config_path.write_text("checks: {disk: {interval: 60x}}\n")
+    agent.config_path.write_text(broken)
     agent.process.send_signal(signal.SIGHUP)
     assert wait_until(lambda: "reload refused" in agent.log_path.read_text(), timeout=10)
-    assert "checks.disk.interval" in agent.log_path.read_text()
+    assert named in agent.log_path.read_text()
     before = disk_runs(agent)
     assert wait_until(lambda: disk_runs(agent) >= before + 2, timeout=10)  # still running, every second
     assert agent.healthy()
