@@ -81,7 +81,7 @@ def side_check(port: int, runs: int) -> dict:
     from checks.database.check import DatabaseCheck
 
     os.environ["BENCH_DB_PASSWORD"] = PASSWORD
-    config = DatabaseCheck.Config.model_validate({"targets": [
+    config = DatabaseCheck.Config.parse({"targets": [
         {"name": "bench", "url": f"postgresql://forewarn@127.0.0.1:{port}/postgres",
          "password_env": "BENCH_DB_PASSWORD", "slow_after": "1ms"}]})
     check, bank, history = DatabaseCheck(config), DetectorBank(), _NoHistory()

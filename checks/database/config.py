@@ -11,31 +11,18 @@ import urllib.parse
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
-
-from agent.api import CheckError, DetectionConfig, Duration, read_secret
+from agent.api import CheckError, DetectionConfig, Duration, Field, Model, Parse, Refused, model_check, read_secret
 
 SCHEMES = ("postgresql", "postgres")
 
 
-class _Hidden(str):
-    """A URL whose password was cut out, so the validation error that refuses it can show it safely."""
-
-
-def _hide_password(value: object) -> object:
-    if isinstance(value, str):
-        parts = urllib.parse.urlsplit(value)
-        if parts.password is not None:
-            return _Hidden(urllib.parse.urlunsplit(parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2])))
-    return value
-
-
 def _valid_url(value: object) -> object:
+    """A PostgreSQL URL; one carrying a password is refused without being echoed."""
     if not isinstance(value, str):
         return value
-    if isinstance(value, _Hidden):
-        raise ValueError("a password in the URL is not accepted: remove it and use password_env or password_file")
     parts = urllib.parse.urlsplit(value)
+    if parts.password is not None:
+        raise Refused("a password in the URL is not accepted: remove it and use password_env or password_file")
     if parts.scheme not in SCHEMES:
         raise ValueError("unsupported scheme, expected postgresql://USER@HOST:PORT/DATABASE")
     if not parts.path.strip("/"):
@@ -47,13 +34,11 @@ def _valid_url(value: object) -> object:
     return value
 
 
-Url = Annotated[str, BeforeValidator(_valid_url), BeforeValidator(_hide_password)]
+Url = Annotated[str, Parse(_valid_url)]
 
 
-class Target(BaseModel):
+class Target(Model):
     """One PostgreSQL database to watch, reached with a role that has `pg_monitor`."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
     url: Url
@@ -66,11 +51,10 @@ class Target(BaseModel):
     explain: bool = False
     """Also show the plan of a slow query (EXPLAIN without ANALYZE; the role needs SELECT on its tables)."""
 
-    @model_validator(mode="after")
-    def _one_password_source(self) -> "Target":
+    @model_check
+    def _one_password_source(self) -> None:
         if self.password_env and self.password_file:
             raise ValueError("give password_env or password_file, not both")
-        return self
 
     @property
     def database(self) -> str:
@@ -97,17 +81,16 @@ class DatabaseConfig(DetectionConfig):
     connect_timeout: Duration = 5.0
     statement_timeout: Duration = 5.0
     """No statistics query of the check may run longer than this on the server."""
-    min_calls: int = Field(default=3, ge=1)
+    min_calls: int = Field(3, ge=1)
     """A period with fewer report runs than this is too thin to judge (and to feed the detector)."""
     long_transaction: Duration = 300.0
     """A transaction open longer than this is named in the evidence (it holds locks and blocks vacuum)."""
-    large_table_rows: int = Field(default=100_000, ge=1)
+    large_table_rows: int = Field(100_000, ge=1)
     """A sequential scan matters on a table with at least this many rows."""
 
-    @model_validator(mode="after")
-    def _unique_names(self) -> "DatabaseConfig":
+    @model_check
+    def _unique_names(self) -> None:
         names = [t.name for t in self.targets]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"target names must be unique (repeated: {', '.join(duplicates)})")
-        return self

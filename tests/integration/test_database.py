@@ -193,7 +193,7 @@ class InProcess:
     """The check as the daemon runs it, on a simulated clock: one run per minute from 2026-12-01 00:00 UTC."""
 
     def __init__(self, server: PostgresServer, tmp_path: Path, query: str, **settings: object):
-        self.config = DatabaseCheck.Config.model_validate({**settings, "targets": [
+        self.config = DatabaseCheck.Config.parse({**settings, "targets": [
             {"name": "finance-db", "url": f"postgresql://forewarn@127.0.0.1:{server.port}/finance",
              "password_env": "FINANCE_DB_PASSWORD", "slow_after": "100ms"}]})
         self.check, self.store, self.bank = DatabaseCheck(self.config), Store(tmp_path), DetectorBank()

@@ -7,7 +7,7 @@ import math
 from datetime import datetime, timezone
 
 import pytest
-from pydantic import ValidationError
+from agent.api import Invalid
 
 from checks.database.causes import ServerState, TableStats, describe_server, full_reads, scans, suggest_index
 from checks.database.check import DatabaseCheck
@@ -124,12 +124,12 @@ def test_server_evidence_names_what_is_unusual_only_when_it_is():
     ("postgresql://db1", "names no database"),
 ])
 def test_bad_target_urls_are_refused_without_echoing_a_password(url, message):
-    with pytest.raises(ValidationError) as caught:
-        DatabaseConfig.model_validate({"targets": [{"name": "f", "url": url}]})
+    with pytest.raises(Invalid) as caught:
+        DatabaseConfig.parse({"targets": [{"name": "f", "url": url}]})
     assert message in str(caught.value) and "Hunter2" not in str(caught.value)
 
 
 def test_detector_base_judges_no_trend_and_leaves_warm_up_to_the_config():
-    check = DatabaseCheck(DatabaseConfig.model_validate({"detector": {"warmup": 10}}))
+    check = DatabaseCheck(DatabaseConfig.parse({"detector": {"warmup": 10}}))
     assert check.params.trend_persistence == 0 and check.params.warmup == 10
     assert math.isclose(check.params.threshold, 5.0)
