@@ -79,10 +79,11 @@ class DetectionConfig(CheckConfig):
 
     @field_check("detector")
     def _known_knobs(cls, name: str, value: dict[str, float], data: Mapping[str, Any]) -> dict[str, float]:
+        tunable = [f for f in DetectorParams._fields if f != "floor"]  # the floor comes from the check's settings
         for knob, number in value.items():
-            default = DetectorParams._field_defaults.get(knob)
-            if default is None:
-                raise ValueError(f"unknown detector parameter {knob!r} (known: {', '.join(DetectorParams._fields)})")
+            if knob not in tunable:
+                raise ValueError(f"unknown detector parameter {knob!r} (known: {', '.join(tunable)})")
+            default = DetectorParams._field_defaults[knob]
             if isinstance(default, (bool, int)) and number != int(number):
                 raise ValueError(f"detector parameter {knob!r} must be a whole number, not {number:g}")
             if number < 0:

@@ -142,3 +142,11 @@ def test_any_document_is_either_valid_or_one_line_problems(doc):
         parse_config(doc, "fuzz.yaml", default_registry())
     except ConfigError as exc:
         assert exc.problems and all(line.startswith("fuzz.yaml: ") and "\n" not in line for line in exc.problems)
+
+
+def test_the_business_floor_is_not_a_detector_override():
+    """The floor comes from the check's own settings (slow_after); the error lists only real knobs."""
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"checks": {"cache": {"targets": [], "detector": {"floor": 1}}}}, "cfg.yaml", default_registry())
+    [line] = caught.value.problems
+    assert "unknown detector parameter 'floor'" in line and "floor," not in line and "horizon" in line
