@@ -58,10 +58,16 @@ def backtest(args: tuple[str, ...]) -> None:
     sys.exit(backtest_main(list(args)))
 
 
+PLUGIN_COMMANDS = ("check",)
+"""Run by Nagios/Icinga, where exit 2 pages as CRITICAL: their bad input is 3, UNKNOWN, per the plugin guidelines."""
+
+
 def main() -> None:
-    """Entry point: ForewarnError becomes one line on stderr and exit 2, never a traceback."""
+    """Entry point: a ForewarnError or usage error becomes one line on stderr and exit 2 (3 for a plugin
+    command, which also prints `UNKNOWN - ...` as its status line), never a traceback."""
     from agent.errors import ConfigError, ForewarnError
 
+    plugin = is_plugin(sys.argv[1:])
     try:
         code = cli.main(standalone_mode=False)
         sys.exit(code if isinstance(code, int) else 0)
@@ -69,22 +75,37 @@ def main() -> None:
         sys.exit(130)
     except click.ClickException as exc:
         exc.show()
-        sys.exit(2)
+        fail(plugin, 2, exc.format_message())
     except ConfigError as exc:
         for line in exc.problems:
             click.echo(line, err=True)
-        sys.exit(2)
+        more = f" (and {len(exc.problems) - 1} more)" if len(exc.problems) > 1 else ""
+        fail(plugin, 2, f"invalid configuration: {exc.problems[0]}{more}")
     except ForewarnError as exc:
         click.echo(f"agent: {exc}", err=True)
-        sys.exit(2)
+        fail(plugin, 2, str(exc))
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as exc:  # a bug: one line unless --debug
         if "--debug" in sys.argv:
             raise
         click.echo(f"agent: internal error: {exc.__class__.__name__}: {exc} (run with --debug for details)", err=True)
-        sys.exit(3)
+        fail(plugin, 3, f"internal error: {exc.__class__.__name__}")
 
+
+def is_plugin(args: list[str]) -> bool:
+    words = [a for a in args if a != "--debug"]
+    return bool(words) and words[0] in PLUGIN_COMMANDS
+
+
+def fail(plugin: bool, code: int, message: str) -> None:
+    """A plugin command prints its `UNKNOWN - ...` status line (unless stdout is JSON) and exits 3;
+    any other exits `code` (2: `agent run`'s systemd unit does not restart on it)."""
+    if not plugin:
+        sys.exit(code)
+    if "--json" not in sys.argv:
+        click.echo(f"UNKNOWN - {(message.splitlines() or ['failed'])[0]}")
+    sys.exit(3)
 
 if __name__ == "__main__":
     main()

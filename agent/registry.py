@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from dataclasses import dataclass
 from functools import cache
 from importlib.metadata import entry_points
 
+from agent.errors import ConfigError
+
 CHECKS = "forewarn.checks"
 NOTIFIERS = "forewarn.notifiers"
+KINDS = {CHECKS: "check", NOTIFIERS: "notifier"}
 
 
 @dataclass(frozen=True)
@@ -31,7 +36,32 @@ def _entry_points(group: str) -> dict:
 
 @cache
 def _load(group: str, name: str) -> type:
-    return _entry_points(group)[name].load()
+    """The plugin's class, once every module it needs is importable.
+
+    A plugin imports its heavy client libraries (redis, boto3...) only when it
+    runs, so it names them in `requires` ({module: PyPI package}); a missing one
+    is a ConfigError (exit 2) before anything runs, never an import error mid-run.
+    """
+    try:
+        plugin = _entry_points(group)[name].load()
+    except ModuleNotFoundError as exc:
+        raise missing(group, name, exc.name or str(exc), exc.name or str(exc)) from None
+    for module, package in getattr(plugin, "requires", {}).items():
+        if not _importable(module):
+            raise missing(group, name, module, package)
+    return plugin
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def missing(group: str, name: str, module: str, package: str) -> ConfigError:
+    return ConfigError([f"the {name} {KINDS[group]} needs the Python module {module!r}, which is not installed: "
+                        f"{sys.executable} -m pip install {package}"])
 
 
 def default_registry() -> Registry:

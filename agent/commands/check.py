@@ -1,7 +1,8 @@
 """`agent check`: run the checks once, show what is wrong, and what the owners would be told.
 
-Also a Nagios/Icinga plugin: the exit code is the worst status (0 OK, 1 WARNING,
-2 CRITICAL, 3 UNKNOWN).
+Also a Nagios/Icinga plugin: the first line is `STATUS - summary | perfdata`
+(agent.plugin_output), the exit code the worst status (0 OK, 1 WARNING,
+2 CRITICAL, 3 UNKNOWN); a bad config or usage is UNKNOWN too (agent.cli).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from agent.composer import Composer, address
 from agent.config import Config, load_config
 from agent.lifecycle import Lifecycle
 from agent.outbox import Outbox
+from agent.plugin_output import Limits, status_line
 from agent.runner import Runner
 from agent.store import Store
 
@@ -62,6 +64,7 @@ def check(ctx: click.Context, names: tuple[str, ...], path: str | None, as_json:
         click.echo(json.dumps(as_document(status, results, findings, notices, deliveries), ensure_ascii=False,
                               indent=2, default=str))
     else:
+        click.echo(status_line(status, results, lambda name: perfdata_limits(config, name)))
         print_report(config, results, findings, notices, explain, notify, deliveries)
     ctx.exit(int(status))
 
@@ -113,6 +116,12 @@ def finding_document(f: Finding) -> dict:
 
 def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds")
+
+
+def perfdata_limits(config: Config, name: str) -> Limits:
+    """What the check declares for perfdata (its optional `perfdata(config)`), at its configured limits."""
+    declare = getattr(config.registry.check(name), "perfdata", None)
+    return declare(config.checks[name]) if declare else {}
 
 
 def print_report(config: Config, results: list[CheckResult], findings: list[Finding], notices: list[Notice],

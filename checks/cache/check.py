@@ -81,6 +81,7 @@ class _TargetState:
 class CacheCheck:
     name: ClassVar[str] = "cache"
     Config: ClassVar[type[CacheConfig]] = CacheConfig
+    requires: ClassVar[dict[str, str]] = {"redis": "redis", "pymemcache": "pymemcache"}  # imported when the check runs
     metrics: ClassVar[tuple[Metric, ...]] = (UP, PROBE_SECONDS, PROBES, SLOW_RATIO, CONNECT, HIT_RATIO, HITS,
                                              MISSES, EVICTIONS, MEMORY, FRAGMENTATION)
 

@@ -142,6 +142,7 @@ class _Cycle:
 class CloudStorageCheck:
     name: ClassVar[str] = "cloud_storage"
     Config: ClassVar[type[CloudStorageConfig]] = CloudStorageConfig
+    requires: ClassVar[dict[str, str]] = {"boto3": "boto3"}  # imported when the check runs
     metrics: ClassVar[tuple[Metric, ...]] = (BYTES, OBJECTS, DAILY_COST, COST_DAYS, PROJECTED)
 
     def __init__(self, config: CloudStorageConfig, clients: Callable[[CloudStorageConfig], Clients] = make_clients):

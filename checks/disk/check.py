@@ -89,6 +89,13 @@ class DiskCheck:
     def close(self) -> None:
         self.disks.close()
 
+    @classmethod
+    def perfdata(cls, config: DiskConfig) -> dict[str, tuple[str, str, str]]:
+        """`agent check`'s perfdata per mount: metric -> (label suffix, warn range, crit range), plugin syntax."""
+        return {USED_RATIO.name: ("", f"{config.warning * 100:g}", f"{config.critical * 100:g}"),
+                FREE.name: (" free", "", ""),
+                TTF.name: (" time to full", f"{config.forecast_warning:.0f}:", f"{config.forecast_critical:.0f}:")}
+
     def run(self, ctx: Context) -> CheckResult:
         wanted = {w["mount"] for w in ctx.wanted if "mount" in w} | set(self.config.mounts) | set(self.disks.always)
         mounts = select_mounts(self.disks.partitions(ctx.now()), wanted, self.config.exclude)

@@ -153,12 +153,13 @@ def test_check_without_any_config_watches_the_root_disk(tmp_path: Path) -> None:
         assert (tmp_path / "state" / "forewarn" / "forewarn.db").exists()
 
 
-def test_unknown_check_name_is_one_line_and_exit_2(tmp_path: Path) -> None:
+def test_unknown_check_name_is_one_line_and_unknown_for_nagios(tmp_path: Path) -> None:
     path = write_yaml(tmp_path / "forewarn.yaml", two_owner_config(tmp_path))
     done = run_agent("check", "nosuch", "-c", str(path), cwd=tmp_path)
-    assert done.returncode == 2, f"exit {done.returncode}"
+    assert done.returncode == 3, f"exit {done.returncode}: bad usage of a plugin is UNKNOWN (3), never CRITICAL (2)"
     assert "Traceback" not in done.stderr
-    assert done.stdout == "", done.stdout
+    assert lines(done.stdout) == [lines(done.stdout)[0]] and done.stdout.startswith("UNKNOWN - "), done.stdout
+    assert "nosuch" in done.stdout
     assert len(lines(done.stderr)) == 1 and "nosuch" in done.stderr, \
         f"expected one line naming 'nosuch' on stderr, got:\n{done.stderr}"
 
