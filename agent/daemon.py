@@ -220,10 +220,6 @@ class Daemon:
         web = load_web_config(self.web_config or self.config.agent.web_config_file)
 
         def app(environ, start_response):
-            if not web.allows(environ.get("HTTP_AUTHORIZATION")):
-                start_response("401 Unauthorized", [("Content-Type", "text/plain"),
-                                                    ("WWW-Authenticate", 'Basic realm="forewarn"')])
-                return [b"unauthorized\n"]
             if environ.get("PATH_INFO") == "/healthz":
                 healthy = not self.stop_event.is_set()
                 start_response("200 OK" if healthy else "503 Service Unavailable",
@@ -235,8 +231,8 @@ class Daemon:
             return [b"not found: try /metrics or /healthz\n"]
 
         try:
-            server = make_server(host.strip("[]") or "127.0.0.1", int(port), app, server_class=_ThreadingServer,
-                                 handler_class=_QuietHandler)
+            server = make_server(host.strip("[]") or "127.0.0.1", int(port), web.wrap(app),
+                                 server_class=_ThreadingServer, handler_class=_QuietHandler)
         except OSError as exc:
             raise ForewarnError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
         if web.tls:  # the handshake happens on the first read, in the request's own thread
@@ -262,6 +258,13 @@ class _ThreadingServer(ThreadingMixIn, WSGIServer):
 class _QuietHandler(WSGIRequestHandler):
     def log_message(self, format, *args):  # noqa: A002 - scrapes are not news
         log.debug("http: " + format, *args)
+
+    def get_environ(self) -> dict:
+        """Adds the TLS client certificate, for the web config's client_allowed_sans."""
+        environ = super().get_environ()
+        peer = getattr(self.connection, "getpeercert", None)
+        environ["forewarn.peer_cert"] = peer() if peer else None
+        return environ
 
 
 def _timed(run, name: str) -> tuple[CheckResult, float]:

@@ -39,3 +39,37 @@ def test_bad_web_config_is_a_one_line_error_without_the_secret(tmp_path, text, e
         load_web_config(str(path))
     [line] = caught.value.problems
     assert line.startswith(f"{path}: ") and expected in line and "hunter2" not in line
+
+
+def test_every_problem_of_a_web_config_is_one_line_naming_its_key(tmp_path):
+    path = tmp_path / "web.yml"
+    path.write_text("tls_server_config:\n  cert_file: a.pem\n  key_file: a.key\n  min_version: TLS14\n"
+                    "  cipher_suites: [TLS_FAKE]\n  curve_preferences: [CurveP999]\n"
+                    "  client_auth_type: RequireAnyClientCert\n"
+                    "http_server_config: {headers: {X-Frame-Options: allow, X-Powered-By: me}}\n"
+                    "rate_limit: {interval: 5 minutes, burst: -1}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_web_config(str(path))
+    lines = caught.value.problems
+    for key in ("tls_server_config.min_version", "tls_server_config.cipher_suites",
+                "tls_server_config.curve_preferences", "tls_server_config.client_auth_type",
+                "http_server_config.headers.X-Frame-Options", "http_server_config.headers.X-Powered-By",
+                "rate_limit.interval", "rate_limit.burst"):
+        assert sum(line.startswith(f"{path}: {key}: ") for line in lines) == 1, (key, lines)
+    assert any("RequireAndVerifyClientCert" in line for line in lines)
+
+
+def test_client_ca_without_a_client_auth_policy_is_refused_as_the_toolkit_does(tmp_path):
+    path = tmp_path / "web.yml"
+    path.write_text("tls_server_config: {cert_file: a.pem, key_file: a.key, client_ca_file: ca.pem}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_web_config(str(path))
+    assert any("client auth policy" in line for line in caught.value.problems)
+
+
+def test_rate_limit_is_a_token_bucket():
+    from agent.webconfig import RateLimit, _go_duration
+
+    assert _go_duration("1m30s") == 90 and _go_duration("100ms") == 0.1 and _go_duration("5 minutes") is None
+    bucket = RateLimit(interval=3600.0, burst=2)
+    assert [bucket.allow() for _ in range(3)] == [True, True, False]
