@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import cached_property
 from importlib.resources import files
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 from zoneinfo import ZoneInfo
 
-import jinja2
 import yaml
 
 from agent.api import Finding, Notice
 from agent.config import Config, Resource
 from agent.humanize import Humanizer
+
+if TYPE_CHECKING:
+    import jinja2
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +85,14 @@ def incident_id(owner: str, findings: Iterable[Finding]) -> str:
 class Composer:
     def __init__(self, config: Config):
         self.config = config
-        self.env = jinja2.Environment(
+        self._label_cache: dict[str, dict[str, str]] = {}
+
+    @cached_property
+    def env(self) -> jinja2.Environment:
+        """Made for the first notice: a run that composes none never loads jinja2 (nor babel)."""
+        import jinja2
+
+        env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(str(files("templates"))),
             autoescape=jinja2.select_autoescape(enabled_extensions=("html", "html.j2"), default_for_string=False),
             undefined=jinja2.StrictUndefined,
@@ -90,9 +100,9 @@ class Composer:
             lstrip_blocks=True,
             keep_trailing_newline=False,
         )
-        self._label_cache: dict[str, dict[str, str]] = {}
-        self.env.filters["capitalize_first"] = lambda text: text[:1].upper() + text[1:]
-        self.env.filters["unique"] = lambda texts: list(dict.fromkeys(t for t in texts if t))
+        env.filters["capitalize_first"] = lambda text: text[:1].upper() + text[1:]
+        env.filters["unique"] = lambda texts: list(dict.fromkeys(t for t in texts if t))
+        return env
 
     def compose(self, owner_id: str, items: list[Item], now: float, *, phase: str = "opening",
                 incident: str | None = None, thread: str | None = None, sequence: int = 0,

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from babel.numbers import format_currency, format_decimal
 
 _BABEL_LOCALE = {"en": "en_US", "zh-CN": "zh_CN"}
 _EN_DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
@@ -32,6 +31,8 @@ class Humanizer:
     # ----------------------------------------------------------------- amounts
 
     def number(self, value: float, decimals: int = 0) -> str:
+        from babel.numbers import format_decimal  # babel loads with the first notice, not with the agent
+
         pattern = "#,##0" + ("." + "0" * decimals if decimals else "")
         return format_decimal(value, format=pattern, locale=_BABEL_LOCALE[self.locale])
 
@@ -49,6 +50,8 @@ class Humanizer:
         return f"{self.number(ratio * 100, 1 if 0 < ratio < 0.01 else 0)}%"
 
     def money(self, amount: float, currency: str) -> str:
+        from babel.numbers import format_currency
+
         pattern = "¤#,##0" if abs(amount) >= 100 else "¤#,##0.00"
         return format_currency(amount, currency, format=pattern, locale=_BABEL_LOCALE[self.locale],
                                currency_digits=False)
