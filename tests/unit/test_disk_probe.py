@@ -8,8 +8,8 @@ from checks.disk.check import select_mounts
 from collections import namedtuple
 
 # The real worker, with os.statvfs hanging for one path, as a stale NFS mount does.
-HANGING = WORKER.replace("import json, os, sys, threading",
-                         "import json, os, sys, threading, time\n"
+HANGING = WORKER.replace("import os, sys, threading",
+                         "import os, sys, threading, time\n"
                          "_real = os.statvfs\n"
                          "def _statvfs(p):\n"
                          "    if p == '/hung':\n"
@@ -61,3 +61,13 @@ def test_pseudo_and_duplicate_filesystems_are_skipped_but_wanted_ones_kept():
     chosen = select_mounts(parts, {"/srv/scratch"}, exclude=())
     assert [m.path for m in chosen] == ["/", "/mnt/nfs", "/srv/scratch"]
     assert [m.path for m in select_mounts(parts, set(), exclude=("/mnt/*",))] == ["/"]
+
+
+def test_odd_mount_names_travel_intact(tmp_path):
+    odd = tmp_path / "a b\tc\nd ü"
+    odd.mkdir()
+    prober = Prober()
+    try:
+        assert isinstance(prober.measure([str(odd)], timeout=5)[str(odd)], Usage)
+    finally:
+        prober.close()
