@@ -117,12 +117,15 @@ class Prober:
         return results
 
     def close(self) -> None:
+        """Kills the child rather than waiting for it to wind down: it holds no state, and a one-shot
+        `agent check` would otherwise spend a child's interpreter shutdown at its end."""
         if self.child is not None:
             self.child.stdin.close()
+            self.child.kill()
             try:
                 self.child.wait(timeout=1)
             except subprocess.TimeoutExpired:
-                self.child.kill()  # a thread stuck in the kernel keeps it until the call returns
+                pass  # a thread stuck in the kernel keeps it until the call returns; never wait for that
             self.child = None
 
 
