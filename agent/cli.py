@@ -107,5 +107,6 @@ def fail(plugin: bool, code: int, message: str) -> None:
         click.echo(f"UNKNOWN - {(message.splitlines() or ['failed'])[0]}")
     sys.exit(3)
 
+
 if __name__ == "__main__":
     main()
