@@ -5,8 +5,8 @@ and one from a stranger's CA. node_exporter is started with the file first, to
 prove it accepts it; then `agent run --web.config.file` with the same file.
 Both must answer the same way: a scrape with the client certificate and the
 password gets the metrics with the configured headers, one without a
-certificate, with the stranger's, or over TLS 1.1 does not get past the
-handshake, and a wrong password is 401.
+certificate, with the stranger's, over TLS 1.1 or with a curve the file does
+not list does not get past the handshake, and a wrong password is 401.
 """
 
 from __future__ import annotations
@@ -83,10 +83,13 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return d
 
 
-def client_context(pki: Path, cert: str | None, max_version: ssl.TLSVersion | None = None) -> ssl.SSLContext:
+def client_context(pki: Path, cert: str | None, max_version: ssl.TLSVersion | None = None,
+                   curve: str | None = None) -> ssl.SSLContext:
     context = ssl.create_default_context(cafile=str(pki / "ca.crt"))
     if cert:
         context.load_cert_chain(pki / f"{cert}.crt", pki / f"{cert}.key")
+    if curve:  # a client that offers this one key exchange group only
+        context.set_ecdh_curve(curve)
     if max_version:  # an old client: offers nothing newer than max_version
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
@@ -120,6 +123,8 @@ def behaves_like_the_file_says(url: str, pki: Path, metric: bytes) -> None:
     assert scrape(url, client_context(pki, None))[0] == 0, "no client certificate: refused in the handshake"
     assert scrape(url, client_context(pki, "stranger"))[0] == 0, "a certificate from another CA is refused"
     assert scrape(url, client_context(pki, "client", ssl.TLSVersion.TLSv1_1))[0] == 0, "min_version TLS12"
+    assert scrape(url, client_context(pki, "client", curve="prime256v1"))[0] == 200, "CurveP256 is listed"
+    assert scrape(url, client_context(pki, "client", curve="secp384r1"))[0] == 0, "CurveP384 is not listed"
 
 
 class TlsNodeExporter(NodeExporter):
