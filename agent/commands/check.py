@@ -11,6 +11,7 @@ import contextlib
 import json
 import sys
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 import click
 
@@ -18,11 +19,13 @@ from agent.api import CheckResult, Finding, ForewarnError, Notice, Status
 from agent.commands import config_option
 from agent.composer import Composer, address
 from agent.config import Config, load_config
-from agent.lifecycle import Lifecycle
-from agent.outbox import Outbox
 from agent.plugin_output import Limits, status_line
 from agent.runner import Runner
 from agent.store import Store
+
+if TYPE_CHECKING:
+    from agent.lifecycle import Lifecycle
+    from agent.outbox import Outbox
 
 
 @click.command()
@@ -49,6 +52,9 @@ def check(ctx: click.Context, names: tuple[str, ...], path: str | None, as_json:
         status = max((s.status for r in results for s in r.statuses), default=Status.OK)
         deliveries = []
         if notify:  # the daemon's lifecycle: open once, honour `for`, update, resolve
+            from agent.lifecycle import Lifecycle  # incidents, dispatch and channels: only when sending
+            from agent.outbox import Outbox
+
             outbox = Outbox(store, config, clock=runner.clock)
             notices = lifecycle_notices(Lifecycle(config, store, outbox), results, now)
             with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
