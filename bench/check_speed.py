@@ -4,9 +4,10 @@ The peer, measured in the same run and interleaved with the agent's runs, is
 `python -c "import click, yaml, psutil, sqlite3"`: the CLI, the config, the
 disk and the state database, the least a check of the disks can load. The
 target of the install issue is `agent check` within 2.5x of it. pydantic's
-own import time is measured too (the interpreter importing pydantic against
-one that does not), so the figure without it can be read off while the
-config still uses it. Also shows which heavy modules the check path loads.
+own time is measured too (the interpreter importing what the config's models
+use from pydantic and building one model, against a bare one), so the figure
+without it can be read off while the config still uses it; it is a lower
+bound of pydantic's share (the agent builds dozens of models). Also shows which heavy modules the check path loads.
 
 Usage: python bench/check_speed.py [--runs 15]
 """
@@ -24,6 +25,9 @@ import time
 
 TARGET = 2.5
 HEAVY = ("pydantic", "jinja2", "babel", "boto3", "botocore", "redis", "pymemcache", "prometheus_client")
+# What the config's models pull in from pydantic (its package import alone is lazy and small).
+PYDANTIC = ("from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, "
+            "model_validator\nclass M(BaseModel):\n    x: int = Field(1, ge=0)\nTypeAdapter(dict[str, M])")
 PROBE = """import sys
 sys.argv = ['agent', 'check', '-c', {config!r}]
 import agent.cli
@@ -62,7 +66,7 @@ def main() -> None:
     cases = {
         "python -c pass": python + ["-c", "pass"],
         "import click,yaml,psutil,sqlite3 (peer)": python + ["-c", "import click, yaml, psutil, sqlite3"],
-        "import pydantic": python + ["-c", "import pydantic"],
+        "pydantic, as the config loads it": python + ["-c", PYDANTIC],
         "agent --version": agent + ["--version"],
         "agent check (defaults)": agent + ["check", "-c", config],
         "agent check --json": agent + ["check", "-c", config, "--json"],
@@ -80,14 +84,14 @@ def main() -> None:
         print(f"{name:<40} {median[name]:>10.1f} {min(samples[name]) * 1000:>8.1f} {median[name] / peer:>7.2f}")
     loaded = loaded_modules(config, env)
     check = median["agent check (defaults)"]
-    pydantic_ms = max(0.0, median["import pydantic"] - median["python -c pass"])
+    pydantic_ms = max(0.0, median["pydantic, as the config loads it"] - median["python -c pass"])
     print(f"\nheavy modules loaded by `agent check` on defaults: {loaded}")
     print(f"\n{'target':<52} {'measured':>10}  result")
     print(f"{f'agent check within {TARGET}x of the peer':<52} {check / peer:>9.2f}x  "
           f"{'met' if check / peer <= TARGET else 'MISSED'}")
     if "pydantic" in loaded.split():
         without = (check - pydantic_ms) / peer
-        print(f"{'  the same less pydantic import (projected)':<52} {without:>9.2f}x  "
+        print(f"{'  the same less pydantic (projected, at most)':<52} {without:>9.2f}x  "
               f"{'met' if without <= TARGET else 'MISSED'}")
     shutil.rmtree(home, ignore_errors=True)
 
