@@ -81,6 +81,7 @@ class _Report:
 class DatabaseCheck:
     name: ClassVar[str] = "database"
     Config: ClassVar[type[DatabaseConfig]] = DatabaseConfig
+    requires: ClassVar[dict[str, str]] = {"psycopg": "psycopg[binary]"}  # imported when the check runs
     metrics: ClassVar[tuple[Metric, ...]] = (UP, CALLS, SECONDS, SQUARES, ROWS, MEAN, SLOW_RATIO, SEQ_SCANS, SEQ_ROWS,
                                              INDEX_SCANS, TABLE_ROWS, CONNECTIONS, LOCK_WAITS, OLDEST_TRANSACTION,
                                              REPLICATION_LAG)

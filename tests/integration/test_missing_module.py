@@ -25,6 +25,7 @@ def agent_without(module: str, *args: str, cwd: Path) -> subprocess.CompletedPro
 CHECKS = {
     "redis": {"cache": {"targets": [{"name": "sessions", "url": "redis://127.0.0.1:1"}]}},
     "boto3": {"cloud_storage": {"buckets": ["acme-reports"]}},
+    "psycopg": {"database": {"targets": [{"name": "erp", "url": "postgresql://monitor@127.0.0.1:1/erp"}]}},
 }
 
 
