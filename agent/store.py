@@ -131,6 +131,8 @@ class Store:
         self.lock = self.shared.lock
         """Held for each statement and across a transaction: checks read history from their threads."""
         self._depth = 0
+        self._journal: list[tuple[str, tuple]] = []
+        """The statements of the open transaction, replayed in memory if the filesystem fills under it."""
         self._series_ids: dict[tuple[str, str], int] = {}
         self._last_compaction = 0.0
         with self.lock:
@@ -162,17 +164,23 @@ class Store:
         return _Transaction(self)
 
     def execute(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
+        params = tuple(params)
         with self.lock:
             if self._depth == 0:
                 self._ready()
             try:
-                return self.db.execute(sql, tuple(params))
+                try:
+                    cursor = self.db.execute(sql, params)
+                except sqlite3.DatabaseError as exc:
+                    if not _is_full(exc):
+                        raise
+                    self._move_to_memory()
+                    cursor = self.db.execute(sql, params)
             except sqlite3.DatabaseError as exc:
-                if self._depth == 0 and _is_full(exc):  # nothing else was in flight: try it again in memory
-                    self._to_memory(f"the state filesystem {self.path.parent} is full", recoverable=True)
-                    self._ready()
-                    return self.execute(sql, params)
                 raise _state_error(self.path, exc) from None
+            if self._depth:
+                self._journal.append((sql, params))
+            return cursor
 
     def query(self, sql: str, params: Iterable[Any] = ()) -> list[tuple]:
         with self.lock:
@@ -192,10 +200,27 @@ class Store:
         elif shared.recoverable and time.monotonic() - shared.checked >= RECOVER_EVERY:
             shared.checked = time.monotonic()
             self._back_to_disk()
+        self._follow()
+
+    def _follow(self) -> None:
+        """Reconnects after the state moved between disk and memory (lock held)."""
+        shared = self.shared
         if self._generation != shared.generation:
             old, self._generation = self.db, shared.generation
             self.db = _connect_memory(shared) if shared.memory is not None else _connect(self.path)
             old.close()
+
+    def _move_to_memory(self) -> None:
+        """The filesystem filled under a write: the open transaction is done again in memory."""
+        in_transaction = self._depth > 0
+        if self.db.in_transaction:
+            self.db.execute("ROLLBACK")
+        self._to_memory(f"the state filesystem {self.path.parent} is full", recoverable=True)
+        self._follow()
+        if in_transaction:
+            self.db.execute("BEGIN IMMEDIATE")
+            for sql, params in self._journal:
+                self.db.execute(sql, params)
 
     def _make_room(self) -> None:
         if _free(self.path.parent) >= LOW_WATER:
@@ -212,6 +237,8 @@ class Store:
     def _to_memory(self, reason: str, recoverable: bool) -> None:
         """Moves the state into memory: a copy of the disk state when it is readable, a fresh one otherwise."""
         shared = self.shared
+        if shared.memory is not None:  # another Store of this file moved it already
+            return
         memory = sqlite3.connect(_memory_uri(shared), uri=True, isolation_level=None, check_same_thread=False)
         try:
             self.db.backup(memory)
@@ -313,6 +340,7 @@ class _Transaction:
             try:
                 store._ready()
                 store.db.execute("BEGIN IMMEDIATE")
+                store._journal = []
             except sqlite3.DatabaseError as exc:
                 store.lock.release()
                 raise _state_error(store.path, exc) from None
@@ -335,12 +363,20 @@ class _Transaction:
 
 def _finish(store: Store, verb: str) -> None:
     try:
-        store.db.execute(verb)
+        try:
+            store.db.execute(verb)
+        except sqlite3.DatabaseError as exc:
+            if verb != "COMMIT" or not _is_full(exc):
+                raise
+            store._depth += 1  # still inside: the transaction is replayed in memory, then committed there
+            try:
+                store._move_to_memory()
+            finally:
+                store._depth -= 1
+            store.db.execute("COMMIT")
     except sqlite3.DatabaseError as exc:
         if store.db.in_transaction:
             store.db.execute("ROLLBACK")
-        if _is_full(exc):  # this transaction is lost; the next ones go to memory
-            store._to_memory(f"the state filesystem {store.path.parent} is full", recoverable=True)
         raise _state_error(store.path, exc) from None
 
 
@@ -373,6 +409,8 @@ def _open_disk(path: Path) -> sqlite3.Connection:
             raise StateError(f"{path}: the state database is damaged ({verdict}); "
                              "move it aside and the agent will start a new one")
         _migrate(db, path)
+        db.execute("BEGIN IMMEDIATE")  # every user writes: a lock held elsewhere is one clear line now
+        db.execute("ROLLBACK")
     except sqlite3.DatabaseError as exc:
         raise _state_error(path, exc) from None
     except OSError as exc:

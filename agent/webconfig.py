@@ -40,32 +40,69 @@ class WebConfig:
     tls: ssl.SSLContext | None
     users: dict[str, bytes]
     _verified: set[bytes] = field(default_factory=set)
+    _refused: set[bytes] = field(default_factory=set)
+    _dummy: bytes = b""
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def allows(self, authorization: str | None) -> bool:
-        """True when no users are configured, or the Basic credentials match one."""
+    def known(self, authorization: str | None) -> bool | None:
+        """The answer without bcrypt when there is one: no users, a malformed header, or credentials seen
+        before (right or wrong). None: only `allows` can tell."""
         if not self.users:
             return True
-        if not authorization or not authorization.startswith("Basic "):
+        credentials = _credentials(authorization)
+        if credentials is None:
             return False
-        try:
-            user, _, password = base64.b64decode(authorization[6:], validate=True).decode().partition(":")
-        except (ValueError, UnicodeDecodeError):
-            return False
-        hashed = self.users.get(user)
-        if hashed is None:
-            return False
-        key = hashlib.sha256(f"{user}\0{password}".encode()).digest()
+        key = hashlib.sha256(f"{credentials[0]}\0{credentials[1]}".encode()).digest()
         with self._lock:
             if any(hmac.compare_digest(key, known) for known in self._verified):
                 return True
+            if key in self._refused:
+                return False
+        return None
+
+    def allows(self, authorization: str | None) -> bool:
+        """True when no users are configured, or the Basic credentials match one. An unknown user costs the
+        same bcrypt work as a known one (a dummy hash of the same cost), so timing does not reveal user names;
+        outcomes are remembered, so a repeated guess costs no bcrypt work at all."""
+        answer = self.known(authorization)
+        if answer is not None:
+            return answer
         import bcrypt  # only when basic auth is configured
 
-        if not bcrypt.checkpw(password.encode(), hashed):
-            return False
+        user, password = _credentials(authorization)
+        key = hashlib.sha256(f"{user}\0{password}".encode()).digest()
+        hashed = self.users.get(user)
+        if hashed is None:
+            with self._lock:
+                if not self._dummy:
+                    cost = next(iter(self.users.values()))[:7]  # "$2b$10$"
+                    self._dummy = bcrypt.hashpw(b"not a password", cost + bcrypt.gensalt()[7:])
+            bcrypt.checkpw(password.encode(), self._dummy)
+            ok = False
+        else:
+            ok = bcrypt.checkpw(password.encode(), hashed)
         with self._lock:
-            self._verified.add(key)
-        return True
+            if ok:
+                self._verified.add(key)
+            else:
+                if len(self._refused) >= REFUSED_KEPT:
+                    self._refused.clear()
+                self._refused.add(key)
+        return ok
+
+
+REFUSED_KEPT = 4096
+"""Wrong credentials remembered (by hash) so that repeating one costs no bcrypt work; bounded."""
+
+
+def _credentials(authorization: str | None) -> tuple[str, str] | None:
+    if not authorization or not authorization.startswith("Basic "):
+        return None
+    try:
+        user, _, password = base64.b64decode(authorization[6:], validate=True).decode().partition(":")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return user, password
 
 
 def load_web_config(path: str | None) -> WebConfig:
