@@ -175,7 +175,7 @@ class Daemon:
     def _send_loop(self) -> None:
         store = Store(self.config.state_dir())
         refreshed: dict[str, float] = {}
-        outbox = Outbox(store, self.config, clock=self.clock, on_result=self._count_notice)
+        outbox = Outbox(store, self.config, clock=self.clock, on_result=self._count_notice, patience=0.5)
         try:
             while True:
                 outbox.config = self.config  # follows reloads; it rebuilds only channels that changed

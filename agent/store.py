@@ -98,6 +98,9 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE TABLE detector_state (key TEXT PRIMARY KEY, state TEXT NOT NULL, updated REAL NOT NULL);
     """,
+    """
+    ALTER TABLE outbox ADD COLUMN claimed_by TEXT;
+    """,
 )
 
 
