@@ -28,8 +28,9 @@ from agent.webconfig import WebConfig
 log = logging.getLogger(__name__)
 
 BACKLOG = 128
-MAX_CONNECTIONS = 256
-"""Open connections at once; more are closed on arrival (file descriptors stay bounded)."""
+MAX_CONNECTIONS = 512
+"""Open connections at once (file descriptors stay bounded); a newcomer beyond that displaces the connection
+that has waited longest without sending a whole request head."""
 HEAD_TIMEOUT = 5.0
 """Seconds a client has to send a whole request head (and to take an answer), TLS handshake included."""
 MAX_HEAD = 16 * 1024
@@ -57,6 +58,8 @@ class Server:
         self.workers = ThreadPoolExecutor(WORKERS, thread_name_prefix="http")
         self.checker = ThreadPoolExecutor(1, thread_name_prefix="http-auth")
         self.open = 0
+        self.heads: dict[asyncio.StreamWriter, None] = {}
+        """Connections still sending their request head, oldest first."""
         self.checking = 0
         self._started = threading.Event()
         self._error: BaseException | None = None
@@ -98,13 +101,21 @@ class Server:
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self.open >= MAX_CONNECTIONS:
-            writer.transport.abort()
-            return
+            if not self.heads:
+                writer.transport.abort()
+                return
+            oldest = next(iter(self.heads))
+            del self.heads[oldest]
+            oldest.transport.abort()
         self.open += 1
         abort = True
         try:
             while True:
-                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), HEAD_TIMEOUT)
+                self.heads[writer] = None
+                try:
+                    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), HEAD_TIMEOUT)
+                finally:
+                    self.heads.pop(writer, None)
                 request = _parse(head)
                 if request is None:
                     await self._answer(writer, "400 Bad Request", [], b"bad request\n")
