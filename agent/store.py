@@ -146,8 +146,9 @@ class Store:
             try:
                 self.db = _open_disk(self.path)
             except _Full as exc:
+                self.db = _read_only(self.path)  # its state is copied to memory when it can be read
                 self._to_memory(str(exc), recoverable=True)
-            except StateError as exc:
+            except _Damaged as exc:
                 if not keep_going:
                     raise
                 self._to_memory(str(exc), recoverable=False)
@@ -245,12 +246,13 @@ class Store:
         memory = sqlite3.connect(_memory_uri(shared), uri=True, isolation_level=None, check_same_thread=False)
         try:
             self.db.backup(memory)
-        except (AttributeError, sqlite3.DatabaseError):  # no disk connection, or a damaged file
-            _migrate(memory, self.path)
+        except (AttributeError, sqlite3.DatabaseError):
+            pass  # no readable disk state: a fresh one
+        _migrate(memory, self.path)
         shared.memory, shared.problem, shared.recoverable = memory, reason, recoverable
         shared.generation += 1
         shared.checked = time.monotonic()
-        if not hasattr(self, "db"):
+        if getattr(self, "db", None) is None:
             self.db, self._generation = _connect_memory(shared), shared.generation
         then = "until there is room again" if recoverable else "until the file is replaced and the agent restarted"
         log.error("%s: %s; keeping the state in memory %s (lost if the agent stops)", self.path, reason, then)
@@ -390,6 +392,10 @@ class _Full(StateError):
     """The state filesystem has no room for the database."""
 
 
+class _Damaged(StateError):
+    """The database file is damaged or emptied: commands stop, the daemon goes on in memory."""
+
+
 def _open_disk(path: Path) -> sqlite3.Connection:
     """The database on disk, created if missing, refused when it is a link, empty or damaged."""
     try:
@@ -403,13 +409,13 @@ def _open_disk(path: Path) -> sqlite3.Connection:
         if not path.exists():
             _create(path)
         elif path.stat().st_size == 0:
-            raise StateError(f"{path}: the state database is empty (truncated?); its incidents and silences are "
+            raise _Damaged(f"{path}: the state database is empty (truncated?); its incidents and silences are "
                              "gone: move it aside and the agent will start a new one")
         db = _connect(path)
         verdict = " ".join(db.execute("PRAGMA quick_check(1)").fetchone()[0].split("***")[-1].split())
         if verdict != "ok":
             db.close()
-            raise StateError(f"{path}: the state database is damaged ({verdict}); "
+            raise _Damaged(f"{path}: the state database is damaged ({verdict}); "
                              "move it aside and the agent will start a new one")
         _migrate(db, path)
         db.execute("BEGIN IMMEDIATE")  # every user writes: a lock held elsewhere is one clear line now
@@ -476,6 +482,13 @@ def _version(db: sqlite3.Connection, path: Path) -> int:
     return version
 
 
+def _read_only(path: Path) -> sqlite3.Connection | None:
+    try:
+        return sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False) if path.exists() else None
+    except sqlite3.DatabaseError:
+        return None
+
+
 def _memory_uri(shared: _Shared) -> str:
     return f"file:forewarn-{id(shared)}?mode=memory&cache=shared"
 
@@ -521,7 +534,7 @@ def _state_error(path: Path, exc: sqlite3.DatabaseError) -> StateError:
         return StateError(f"{path}: the state database is locked by another process; "
                           "is another agent running with the same state_dir?")
     if "not a database" in text or "malformed" in text or "corrupt" in text:
-        return StateError(f"{path}: the state database is damaged ({text}); "
+        return _Damaged(f"{path}: the state database is damaged ({text}); "
                           "move it aside and the agent will start a new one")
     if "readonly" in text or "unable to open" in text:
         return StateError(f"{path}: the state database cannot be written ({text})")

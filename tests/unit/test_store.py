@@ -132,3 +132,14 @@ def test_processes_creating_a_fresh_database_at_once_all_succeed(tmp_path):
         assert [p.returncode for p in openers] == [0] * 4, errors
         assert sorted(os.listdir(state)) == [FILENAME] or FILENAME in os.listdir(state)
         assert not [n for n in os.listdir(state) if n.endswith(".new")]
+
+
+def test_the_daemon_does_not_run_in_memory_beside_another_agent_holding_the_lock(tmp_path):
+    Store(tmp_path)
+    holder = sqlite3.connect(tmp_path / FILENAME, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(StateError, match="locked by another process"):
+            Store(tmp_path, keep_going=True)
+    finally:
+        holder.execute("ROLLBACK")
