@@ -5,10 +5,11 @@
     python bench/resilience.py --quick         # short variants (about 3 minutes)
     python bench/resilience.py --only kill,hung
 
-- kill:    `kill -9` at random moments (sends slowed to 0.3 s, so kills land mid-send) across N restarts, a real
-           SMTP server that is down for stretches; disk incidents opening, escalating and resolving throughout.
-           Counts notices lost and sent twice (by Message-ID), and the worst wait for the first e-mail after a
-           restart that found notices waiting.
+- kill:    `kill -9` at random moments (the SMTP conversation slowed by 0.3 s, so kills land mid-send) across N
+           restarts, a real SMTP server that is down for stretches; disk incidents opening, escalating and
+           resolving throughout. Counts notices lost, dead-lettered and re-sent (the same Message-ID reaching the
+           server twice: a kill between the server's acceptance and the outbox update; readers drop the copy),
+           and the worst wait from a restart (process start) to its first e-mail when notices were waiting.
 - full:    the state filesystem full and kept full while the watched disk reaches 97%: seconds to the owner's
            notice; peer: the same with room on the state filesystem.
 - hung:    a webhook and an SMTP server that accept and never answer, a redis that never answers: disk check runs
@@ -20,6 +21,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import http.client
 import os
@@ -37,7 +39,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.integration.faults import AgentProcess, KeepFull, fill_to, notices  # noqa: E402
-from tests.integration.servers import SmtpServer, free_port, tmpfs, wait_until  # noqa: E402
+from tests.integration import servers  # noqa: E402
+from tests.integration.servers import SmtpServer, tmpfs, wait_until  # noqa: E402
 
 FOREWARN_ID = re.compile(r"<forewarn\.([^.]+)\.(\d+)@")
 
@@ -72,14 +75,19 @@ def kill_restarts(restarts: int, seed: int = 7) -> dict:
     smtp = SmtpServer()
     smtp.start()
     arrivals: list[tuple[float, str]] = []
-    slow_receive = smtp._receive
+    keep = smtp._receive
 
-    def receive(mail) -> None:  # slow sends, so that kills land mid-send; stamp arrivals
-        time.sleep(0.3)
+    def receive(mail) -> None:  # stamps arrivals
         arrivals.append((time.monotonic(), mail.message["Message-ID"]))
-        slow_receive(mail)
+        keep(mail)
+
+    async def slow_rcpt(handler, server, session, envelope, address, rcpt_options) -> str:
+        await asyncio.sleep(0.3)  # a slow conversation, so that kills land mid-send
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     smtp._receive = receive
+    servers._Inbox.handle_RCPT = slow_rcpt
     levels = [0.5, 0.92, 0.97, 0.5]
     waits: list[float] = []
     with ExitStack() as stack, tempfile.TemporaryDirectory() as folder:
@@ -95,7 +103,7 @@ def kill_restarts(restarts: int, seed: int = 7) -> dict:
                     smtp_down_until = n + 3
                 elif n == smtp_down_until:
                     smtp.start()
-                waiting = _pending(state) if smtp_down_until < n else 0
+                waiting = _pending(state, due_only=True) if smtp_down_until < n else 0
                 started = time.monotonic()
                 seen = len(arrivals)
                 daemon.start(wait=rng.random() < 0.8)  # one kill in five lands during start-up
@@ -115,6 +123,7 @@ def kill_restarts(restarts: int, seed: int = 7) -> dict:
         finally:
             daemon.kill()
             smtp.stop()
+            del servers._Inbox.handle_RCPT
         rows = _mail_rows(state)
     received: dict[tuple[str, int], int] = {}
     for _, message_id in arrivals:
@@ -134,12 +143,16 @@ def _database(state: Path) -> sqlite3.Connection | None:
     return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) if path.exists() else None
 
 
-def _pending(state: Path) -> int:
+def _pending(state: Path, due_only: bool = False) -> int:
+    """E-mail rows not yet sent; `due_only`: those a restarted agent should send at once (due, or claimed by
+    a process that was killed), not those waiting out a retry backoff."""
     db = _database(state)
     if db is None:
         return 0
+    due = " AND (next_attempt <= ? OR claimed_by IS NOT NULL)" if due_only else ""
     try:
-        return db.execute("SELECT COUNT(*) FROM outbox WHERE state = 'pending' AND channel = 'mail'").fetchone()[0]
+        return db.execute(f"SELECT COUNT(*) FROM outbox WHERE state = 'pending' AND channel = 'mail'{due}",
+                          (time.time(),) if due_only else ()).fetchone()[0]
     finally:
         db.close()
 
