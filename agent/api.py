@@ -17,6 +17,7 @@ from agent.detect.bank import DetectorBank
 from agent.detect.engine import SeriesDetector, Verdict
 from agent.detect.forecast import Trend, growth_trend
 from agent.detect.params import DetectorParams, preset
+from agent.printable import printable
 from agent.schema import Field, Invalid, Limit, Model, Parse, Refused, field_check, model_check
 from agent.secrets import read_secret
 from agent.units import format_bytes, format_duration, parse_duration, parse_percent, parse_size
@@ -28,7 +29,7 @@ __all__ = [  # what plugins may use; anything else in agent/ is the engine's own
     "Status", "Severity", "Metric", "Observation", "Forecast", "Finding", "ResourceStatus", "CheckResult",
     "History", "Context", "Check", "Notice", "Delivery", "Notifier",
     "DetectorParams", "SeriesDetector", "Verdict", "Detectors",
-    "Trend", "growth_trend", "read_secret",
+    "Trend", "growth_trend", "read_secret", "printable",
     "format_bytes", "format_duration", "parse_duration", "parse_percent", "parse_size",
 ]
 

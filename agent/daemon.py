@@ -20,14 +20,13 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from socketserver import ThreadingMixIn
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import make_wsgi_app
+from prometheus_client import Gauge
 
 from agent.api import CheckResult, ConfigError, ForewarnError, NotifyError
 from agent.clock import wall_clock
 from agent.config import Config, load_config
+from agent.http import Server, serve
 from agent.lifecycle import Lifecycle
 from agent.metrics import Metrics
 from agent.outbox import Outbox, notice_from_dict
@@ -76,7 +75,7 @@ class Daemon:
         self.clock = wall_clock()
         for line in self.config.warnings:
             log.warning(line)
-        self.store = Store(self.config.state_dir())
+        self.store = Store(self.config.state_dir(), keep_going=True)
         self.metrics = Metrics(self.config)
         self.outbox = Outbox(self.store, self.config, clock=self.clock, on_result=self._count_notice)
         self.lifecycle = Lifecycle(self.config, self.store, self.outbox)
@@ -176,7 +175,7 @@ class Daemon:
     def _send_loop(self) -> None:
         store = Store(self.config.state_dir())
         refreshed: dict[str, float] = {}
-        outbox = Outbox(store, self.config, clock=self.clock, on_result=self._count_notice)
+        outbox = Outbox(store, self.config, clock=self.clock, on_result=self._count_notice, patience=0.5)
         try:
             while True:
                 outbox.config = self.config  # follows reloads; it rebuilds only channels that changed
@@ -214,57 +213,25 @@ class Daemon:
     def _count_notice(self, channel: str, result: str) -> None:
         self.metrics.notices.labels(channel, result).inc()
 
-    def _serve(self) -> WSGIServer:
-        host, _, port = (self.listen or self.config.agent.listen).rpartition(":")
-        metrics_app = make_wsgi_app(self.metrics.registry)
+    def _serve(self) -> Server:
         web = load_web_config(self.web_config or self.config.agent.web_config_file)
+        Gauge("forewarn_state_in_memory", "1 while the state database cannot be used and the state is kept in "
+              "memory (full filesystem, damaged file); the log says why.",
+              registry=self.metrics.registry).set_function(lambda: 1.0 if self.store.problem else 0.0)
 
-        def app(environ, start_response):
-            if environ.get("PATH_INFO") == "/healthz":
-                healthy = not self.stop_event.is_set()
-                start_response("200 OK" if healthy else "503 Service Unavailable",
-                               [("Content-Type", "text/plain; charset=utf-8")])
-                return [b"ok\n" if healthy else b"stopping\n"]
-            if environ.get("PATH_INFO") in ("/metrics", "/"):
-                return metrics_app(environ, start_response)
-            start_response("404 Not Found", [("Content-Type", "text/plain")])
-            return [b"not found: try /metrics or /healthz\n"]
+        def health() -> str:
+            if self.stop_event.is_set():
+                return "stopping"
+            return f"the state is kept in memory: {self.store.problem}" if self.store.problem else ""
 
-        try:
-            server = make_server(host.strip("[]") or "127.0.0.1", int(port), web.wrap(app),
-                                 server_class=_ThreadingServer, handler_class=_QuietHandler)
-        except OSError as exc:
-            raise ForewarnError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
-        if web.tls:  # the handshake happens on the first read, in the request's own thread
-            server.socket = web.tls.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
-        self._address = f"{host}:{server.server_port}"
-        threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
+        server = serve(self.listen or self.config.agent.listen, self.metrics.registry, web, health)
+        self._address = server.address
         return server
 
     def _install_signals(self) -> None:
         signal.signal(signal.SIGTERM, lambda *_: self.stop_event.set())
         signal.signal(signal.SIGINT, lambda *_: self.stop_event.set())
         signal.signal(signal.SIGHUP, lambda *_: self.reload_requested.set())
-
-
-class _ThreadingServer(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def handle_error(self, request, client_address):  # e.g. plain HTTP sent to the TLS port
-        log.debug("http: request from %s failed", client_address[0], exc_info=True)
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format, *args):  # noqa: A002 - scrapes are not news
-        log.debug("http: " + format, *args)
-
-    def get_environ(self) -> dict:
-        """Adds the TLS client certificate, for the web config's client_allowed_sans."""
-        environ = super().get_environ()
-        peer = getattr(self.connection, "getpeercert", None)
-        environ["forewarn.peer_cert"] = peer() if peer else None
-        return environ
 
 
 def _timed(run, name: str) -> tuple[CheckResult, float]:

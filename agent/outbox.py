@@ -2,9 +2,13 @@
 
 A notice becomes one row per channel of its owner, in one transaction, keyed
 `incident:sequence:phase:channel` so enqueueing it twice adds nothing. A
-delivery pass sends what is due, oldest first; a later notice to the same
-owner on the same channel waits for an earlier one still pending, so an
-update never overtakes its opening. Temporary failures are retried with
+delivery pass sends what is due, oldest first, each channel on its own
+thread, so a hung channel delays only itself (a channel still busy from an
+earlier pass is skipped). Order is kept per thread and channel: a later notice
+of an incident's thread waits for an earlier one still pending, so an update
+never overtakes its opening, but nothing waits for another incident's notice
+(a warning held for quiet hours never delays a critical one; a critical
+notice releases what its own thread holds back). Temporary failures are retried with
 exponential backoff and jitter; a permanent failure, or a notice still
 undelivered after `dead_letter_after`, is dead-lettered, and the default
 owner hears about it through another channel.
@@ -20,8 +24,10 @@ Delivery guarantee, per channel:
 - webhooks (generic, Slack, Teams, WeCom, DingTalk, Feishu), file, console:
   at least once only; a crash in the moment between the receiver's answer
   and the database update shows that notice twice.
-A row being sent is leased (its next attempt moved `LEASE` ahead) so two
-processes sharing the state file do not send it at the same time.
+A row being sent is leased (its next attempt moved `LEASE` ahead) and marked
+with the sending process (boot, pid, start time), so two processes sharing the
+state file do not send it at the same time; the claim of a process that is
+gone (killed mid-send) is taken back at once by the next pass, not after the lease.
 """
 
 from __future__ import annotations
@@ -29,9 +35,12 @@ from __future__ import annotations
 import html
 import json
 import logging
+import os
 import random
+import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 from agent.api import Notice, Notifier, NotifierConfig, NotifyError, Severity
@@ -98,11 +107,16 @@ def _decode(body: str) -> Notice:
 class Outbox:
     def __init__(self, store: Store, config: Config, clock: Callable[[], float] = time.time,
                  on_result: Callable[[str, str], None] | None = None, policy: RetryPolicy = RetryPolicy(),
-                 rng: random.Random | None = None):
+                 rng: random.Random | None = None, patience: float | None = None):
+        """`patience`: how long a pass waits for its channels (None: until each is done; the daemon
+        waits briefly and lets a hung channel finish on its own thread)."""
         self.store, self.config, self.clock, self.policy = store, config, clock, policy
         self.on_result = on_result or (lambda channel, result: None)
         self.rng = rng or random.Random()
+        self.patience = patience
+        self.me = process_identity(os.getpid())
         self._notifiers: dict[str, tuple[NotifierConfig, Notifier]] = {}
+        self._busy: dict[str, threading.Thread] = {}
 
     def enqueue(self, notice: Notice, not_before: float | None = None) -> int:
         """Writes one row per channel of the notice's owner; returns how many were new.
@@ -122,6 +136,11 @@ class Outbox:
         added = 0
         with self.store.transaction():
             for channel in channels:
+                if notice.severity == Severity.CRITICAL:  # what its thread holds back goes first, now
+                    self.store.execute(
+                        "UPDATE outbox SET next_attempt = ?, created = MIN(created, ?) WHERE state = 'pending'"
+                        " AND attempts = 0 AND channel = ? AND next_attempt > ?"
+                        " AND json_extract(notice, '$.thread_id') = ?", (due, due, channel, due, notice.thread_id))
                 cursor = self.store.execute(
                     "INSERT OR IGNORE INTO outbox (idempotency_key, channel, owner, notice, created, next_attempt)"
                     " VALUES (?, ?, ?, ?, ?, ?)",
@@ -151,28 +170,67 @@ class Outbox:
         return results
 
     def _pass(self, now: float, max_items: int) -> list[tuple[str, Attempt]]:
+        self._take_back_dead_claims(now)
         rows = self.store.execute(
-            "SELECT id, idempotency_key, channel, owner, notice, attempts, created, next_attempt, last_error"
-            " FROM outbox WHERE state = 'pending' ORDER BY id").fetchall()
-        attempts: list[tuple[str, Attempt]] = []
-        waiting: set[tuple[str, str]] = set()  # (owner, channel) with an earlier notice still pending
-        for row_id, key, channel, owner, body, tries, created, next_attempt, last_error in rows:
-            lane = (owner, channel)
-            if lane in waiting:
+            "SELECT id, idempotency_key, channel, json_extract(notice, '$.thread_id'), notice, attempts, created,"
+            " next_attempt, last_error FROM outbox WHERE state = 'pending' ORDER BY id").fetchall()
+        by_channel: dict[str, list[tuple]] = {}
+        for row in rows:
+            by_channel.setdefault(row[2], []).append(row)
+        budget = _Budget(max_items)
+        started = []
+        for channel, queued in by_channel.items():
+            busy = self._busy.get(channel)
+            if busy is not None and self.patience is None:
+                busy.join()
+            elif busy is not None and busy.is_alive():
+                continue  # still sending from an earlier pass (a hung receiver): only this channel waits
+            if not any(r[7] <= now or now - r[6] > self.policy.dead_letter_after for r in queued):
+                continue
+            done: list[tuple[int, str, Attempt]] = []
+            worker = threading.Thread(target=self._deliver_channel, args=(queued, now, budget, done), daemon=True,
+                                      name=f"send-{channel}")
+            self._busy[channel] = worker
+            worker.start()
+            started.append((worker, done))
+        deadline = None if self.patience is None else time.monotonic() + self.patience
+        finished: list[tuple[int, str, Attempt]] = []
+        for worker, done in started:
+            worker.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            if not worker.is_alive():
+                finished += done
+        return [(key, attempt) for _, key, attempt in sorted(finished, key=lambda entry: entry[0])]
+
+    def _deliver_channel(self, rows: list[tuple], now: float, budget: _Budget,
+                         done: list[tuple[int, str, Attempt]]) -> None:
+        """One channel's due rows, oldest first; a thread whose earlier notice is still pending waits."""
+        waiting: set[str] = set()
+        for row_id, key, channel, thread, body, tries, created, next_attempt, last_error in rows:
+            if thread in waiting:
                 continue
             if now - created > self.policy.dead_letter_after:
                 why = f"not delivered within {self.policy.dead_letter_after / 3600:g} h"
-                attempts.append((key, self._dead(row_id, channel, _decode(body), tries,
-                                                 f"{why}: {last_error or 'never tried'}", now)))
+                done.append((row_id, key, self._dead(row_id, channel, _decode(body), tries,
+                                                     f"{why}: {last_error or 'never tried'}", now)))
                 continue
-            if next_attempt > now or len(attempts) >= max_items or not self._claim(row_id, now):
-                waiting.add(lane)  # not due yet, or another process is sending it
+            if next_attempt > now or not budget.take() or not self._claim(row_id, now):
+                waiting.add(thread)  # not due yet, or another process is sending it
                 continue
             attempt = self._send(row_id, channel, _decode(body), tries + 1, now)
-            attempts.append((key, attempt))
+            done.append((row_id, key, attempt))
             if attempt.result == "failed":
-                waiting.add(lane)
-        return attempts
+                waiting.add(thread)
+
+    def _take_back_dead_claims(self, now: float) -> None:
+        """A row claimed by a process that is gone (killed while sending) is due again at once."""
+        rows = self.store.execute(
+            "SELECT id, claimed_by FROM outbox WHERE state = 'pending' AND claimed_by IS NOT NULL"
+            " AND next_attempt > ?", (now,)).fetchall()
+        for row_id, claimant in rows:
+            if claimant != self.me and not _alive(claimant):
+                self.store.execute("UPDATE outbox SET next_attempt = ?, claimed_by = NULL WHERE id = ?"
+                                   " AND claimed_by = ?", (now, row_id, claimant))
+                log.info("outbox row %d: its sender (%s) is gone; sending it again now", row_id, claimant)
 
     def pending(self) -> int:
         return self.store.execute("SELECT COUNT(*) FROM outbox WHERE state = 'pending'").fetchone()[0]
@@ -199,8 +257,8 @@ class Outbox:
 
     def _claim(self, row_id: int, now: float) -> bool:
         cursor = self.store.execute(
-            "UPDATE outbox SET next_attempt = ?, attempts = attempts + 1"
-            " WHERE id = ? AND state = 'pending' AND next_attempt <= ?", (now + self.policy.lease, row_id, now))
+            "UPDATE outbox SET next_attempt = ?, attempts = attempts + 1, claimed_by = ?"
+            " WHERE id = ? AND state = 'pending' AND next_attempt <= ?", (now + self.policy.lease, self.me, row_id, now))
         return cursor.rowcount == 1
 
     def notifier(self, channel: str) -> Notifier:
@@ -222,21 +280,22 @@ class Outbox:
             return self._retry(row_id, channel, notice, tries, str(exc), now)
         except Exception as exc:  # a notifier bug must not stop the others; its text may hold anything
             return self._retry(row_id, channel, notice, tries, f"unexpected {type(exc).__name__} in the notifier", now)
-        self.store.execute("UPDATE outbox SET state = 'sent', delivered = ?, last_error = NULL WHERE id = ?",
+        self.store.execute("UPDATE outbox SET state = 'sent', delivered = ?, last_error = NULL, claimed_by = NULL"
+                           " WHERE id = ?",
                            (self.clock(), row_id))
         self.on_result(channel, "sent")
         return Attempt(channel, notice.owner, notice.subject, "sent")
 
     def _retry(self, row_id: int, channel: str, notice: Notice, tries: int, error: str, now: float) -> Attempt:
         delay = self.policy.delay(tries, self.rng.random())
-        self.store.execute("UPDATE outbox SET next_attempt = ?, last_error = ? WHERE id = ?",
+        self.store.execute("UPDATE outbox SET next_attempt = ?, last_error = ?, claimed_by = NULL WHERE id = ?",
                            (now + delay, error, row_id))
         log.warning("%s: delivery to %s failed, next try in %.0f s: %s", channel, notice.owner, delay, error)
         self.on_result(channel, "failed")
         return Attempt(channel, notice.owner, notice.subject, "failed", error)
 
     def _dead(self, row_id: int, channel: str, notice: Notice, tries: int, error: str, now: float) -> Attempt:
-        self.store.execute("UPDATE outbox SET state = 'dead', last_error = ?, attempts = ? WHERE id = ?",
+        self.store.execute("UPDATE outbox SET state = 'dead', last_error = ?, attempts = ?, claimed_by = NULL WHERE id = ?",
                            (error, tries, row_id))
         log.error("%s: notice to %s dead-lettered after %d attempt(s): %s", channel, notice.owner, tries, error)
         self.on_result(channel, "dead")
@@ -253,6 +312,36 @@ class Outbox:
             return
         self._insert(operator_notice(row_id, channel, notice, tries, error, now, default, owner.language,
                                      owner.department), channels)
+
+
+class _Budget:
+    """How many sends one pass may still make, shared by its channel threads."""
+
+    def __init__(self, left: int):
+        self.left, self.lock = left, threading.Lock()
+
+    def take(self) -> bool:
+        with self.lock:
+            self.left -= 1
+            return self.left >= 0
+
+
+def process_identity(pid: int) -> str:
+    """Boot, pid and start time of a process: a pid alone is reused; "" where /proc cannot tell."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        started = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[19]
+    except (OSError, IndexError):
+        return ""
+    return f"{boot}:{pid}:{started}"
+
+
+def _alive(claimant: str) -> bool:
+    """Whether the process that claimed a row still runs; a claim of unknown form is trusted (its lease ends it)."""
+    parts = claimant.split(":")
+    if len(parts) != 3 or not parts[1].isdigit():
+        return True
+    return process_identity(int(parts[1])) == claimant
 
 
 OPERATOR_TEXT = {

@@ -40,7 +40,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import yaml
 
@@ -116,28 +116,9 @@ class WebConfig:
     allowed_sans: frozenset[str] | None = None
     rate_limit: RateLimit | None = None
     _verified: set[bytes] = field(default_factory=set)
+    _refused: set[bytes] = field(default_factory=set)
+    _dummy: bytes = b""
     _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def wrap(self, app: Callable) -> Callable:
-        """The WSGI app behind this file's rate limit, client SANs, basic auth and headers, in the toolkit's
-        order. The peer certificate comes in environ["forewarn.peer_cert"] (ssl's getpeercert())."""
-
-        def guarded(environ: dict, start_response: Callable) -> Iterable[bytes]:
-            def respond(status: str, headers: list, *rest: Any) -> Any:
-                return start_response(status, headers + list(self.headers.items()), *rest)
-
-            if self.rate_limit and not self.rate_limit.allow():
-                respond("429 Too Many Requests", [("Content-Type", "text/plain")])
-                return [b"too many requests\n"]
-            if not self.peer_allowed(environ.get("forewarn.peer_cert")):
-                respond("403 Forbidden", [("Content-Type", "text/plain")])
-                return [b"client certificate has no allowed SAN\n"]
-            if not self.allows(environ.get("HTTP_AUTHORIZATION")):
-                respond("401 Unauthorized", [("Content-Type", "text/plain"), ("WWW-Authenticate", "Basic")])
-                return [b"unauthorized\n"]
-            return app(environ, respond)
-
-        return guarded
 
     def peer_allowed(self, cert: dict | None) -> bool:
         """True without client_allowed_sans, else when a SAN of the client certificate is in the list."""
@@ -145,30 +126,65 @@ class WebConfig:
             return True
         return any(value in self.allowed_sans for _, value in (cert or {}).get("subjectAltName", ()))
 
-    def allows(self, authorization: str | None) -> bool:
-        """True when no users are configured, or the Basic credentials match one."""
+    def known(self, authorization: str | None) -> bool | None:
+        """The answer without bcrypt when there is one: no users, a malformed header, or credentials seen
+        before (right or wrong). None: only `allows` can tell."""
         if not self.users:
             return True
-        if not authorization or not authorization.startswith("Basic "):
+        credentials = _credentials(authorization)
+        if credentials is None:
             return False
-        try:
-            user, _, password = base64.b64decode(authorization[6:], validate=True).decode().partition(":")
-        except (ValueError, UnicodeDecodeError):
-            return False
-        hashed = self.users.get(user)
-        if hashed is None:
-            return False
-        key = hashlib.sha256(f"{user}\0{password}".encode()).digest()
+        key = hashlib.sha256(f"{credentials[0]}\0{credentials[1]}".encode()).digest()
         with self._lock:
             if any(hmac.compare_digest(key, known) for known in self._verified):
                 return True
+            if key in self._refused:
+                return False
+        return None
+
+    def allows(self, authorization: str | None) -> bool:
+        """True when no users are configured, or the Basic credentials match one. An unknown user costs the
+        same bcrypt work as a known one (a dummy hash of the same cost), so timing does not reveal user names;
+        outcomes are remembered, so a repeated guess costs no bcrypt work at all."""
+        answer = self.known(authorization)
+        if answer is not None:
+            return answer
         import bcrypt  # only when basic auth is configured
 
-        if not bcrypt.checkpw(password.encode(), hashed):
-            return False
+        user, password = _credentials(authorization)
+        key = hashlib.sha256(f"{user}\0{password}".encode()).digest()
+        hashed = self.users.get(user)
+        if hashed is None:
+            with self._lock:
+                if not self._dummy:
+                    cost = next(iter(self.users.values()))[:7]  # "$2b$10$"
+                    self._dummy = bcrypt.hashpw(b"not a password", cost + bcrypt.gensalt()[7:])
+            bcrypt.checkpw(password.encode(), self._dummy)
+            ok = False
+        else:
+            ok = bcrypt.checkpw(password.encode(), hashed)
         with self._lock:
-            self._verified.add(key)
-        return True
+            if ok:
+                self._verified.add(key)
+            else:
+                if len(self._refused) >= REFUSED_KEPT:
+                    self._refused.clear()
+                self._refused.add(key)
+        return ok
+
+
+REFUSED_KEPT = 4096
+"""Wrong credentials remembered (by hash) so that repeating one costs no bcrypt work; bounded."""
+
+
+def _credentials(authorization: str | None) -> tuple[str, str] | None:
+    if not authorization or not authorization.startswith("Basic "):
+        return None
+    try:
+        user, _, password = base64.b64decode(authorization[6:], validate=True).decode().partition(":")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return user, password
 
 
 class _Problems:
@@ -305,7 +321,7 @@ def _ciphers(context: ssl.SSLContext, section: dict, problems: _Problems) -> Non
     names = section.get("cipher_suites") or []
     unknown = [n for n in names if n not in CIPHERS and n not in TLS13_CIPHERS]
     for name in unknown:
-        problems.add("tls_server_config.cipher_suites", f"unknown cipher (expected Go names such as "
+        problems.add("tls_server_config.cipher_suites", "unknown cipher (expected Go names such as "
                      "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256)", name)
     chosen = [CIPHERS[n] for n in names if n in CIPHERS]
     if chosen and not unknown:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import ClassVar, Literal
 
-from agent.api import Delivery, Notice, NotifierConfig
+from agent.api import Delivery, Notice, NotifierConfig, printable
 
 
 class ConsoleConfig(NotifierConfig):
@@ -13,9 +13,11 @@ class ConsoleConfig(NotifierConfig):
 
 
 def render(notice: Notice) -> str:
+    """The notice as the terminal shows it; control characters in any of its text are escaped."""
     rule = "─" * 72
-    return (f"{rule}\nTo: {notice.owner} ({notice.department}) · {notice.severity} · {notice.phase}\n"
-            f"Subject: {notice.subject}\n\n{notice.body}\n\n{notice.appendix}\n{rule}\n")
+    head = printable(f"To: {notice.owner} ({notice.department}) · {notice.severity} · {notice.phase}", one_line=True)
+    return (f"{rule}\n{head}\nSubject: {printable(notice.subject, one_line=True)}\n\n"
+            f"{printable(notice.body)}\n\n{printable(notice.appendix)}\n{rule}\n")
 
 
 class ConsoleNotifier:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -37,7 +38,7 @@ class FileNotifier:
         path = self.config.path.expanduser()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o640)  # no planted links
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
                 os.write(fd, line)
@@ -45,6 +46,9 @@ class FileNotifier:
             finally:
                 os.close(fd)
         except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise NotifyError(f"cannot append to {path}: it is a symbolic link (the agent does not write "
+                                  "through links)", permanent=True) from None
             permanent = isinstance(exc, (PermissionError, IsADirectoryError))
             raise NotifyError(f"cannot append to {path}: {exc.strerror}", permanent=permanent) from None
         return Delivery(self.name, str(path))

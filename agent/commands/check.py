@@ -20,6 +20,7 @@ from agent.commands import config_option
 from agent.composer import Composer, address
 from agent.config import Config, load_config
 from agent.plugin_output import Limits, status_line
+from agent.printable import printable
 from agent.runner import Runner
 from agent.store import Store
 
@@ -90,7 +91,7 @@ def send(outbox: Outbox, notices: list[Notice]) -> list[dict]:
         entry = {"owner": attempt.owner, "channel": attempt.channel, "result": attempt.result}
         if attempt.error:
             entry["error"] = attempt.error
-            click.echo(f"agent: {attempt.channel}: delivery {attempt.result}: {attempt.error}", err=True)
+            click.echo(printable(f"agent: {attempt.channel}: delivery {attempt.result}: {attempt.error}", True), err=True)
         deliveries.append(entry)
     return deliveries
 
@@ -132,7 +133,8 @@ def perfdata_limits(config: Config, name: str) -> Limits:
 
 def print_report(config: Config, results: list[CheckResult], findings: list[Finding], notices: list[Notice],
                  explain: bool, notified: bool, deliveries: list[dict]) -> None:
-    rows = [(r.check, s.resource, s.status.name, s.summary) for r in results for s in r.statuses]
+    rows = [tuple(printable(cell, one_line=True) for cell in (r.check, s.resource, s.status.name, s.summary))
+            for r in results for s in r.statuses]
     widths = [max([len(h)] + [len(row[i]) for row in rows]) for i, h in enumerate(("CHECK", "RESOURCE", "STATUS"))]
     click.echo(f"{'CHECK':<{widths[0]}}  {'RESOURCE':<{widths[1]}}  {'STATUS':<{widths[2]}}  SUMMARY")
     for row in rows:
@@ -143,17 +145,17 @@ def print_report(config: Config, results: list[CheckResult], findings: list[Find
         click.echo("\nFindings:" if findings else "\nNo findings: every measured value is inside its limits "
                    "and no sustained growth trend was seen.")
         for f in findings:
-            click.echo(f"- {f.severity} {f.kind} {f.resource}: {f.summary}")
+            click.echo(printable(f"- {f.severity} {f.kind} {f.resource}: {f.summary}", one_line=True))
             for key, value in f.evidence.items():
-                click.echo(f"    {key}: {value}")
+                click.echo(printable(f"    {key}: {value}", one_line=True))
     if notified:
         for d in deliveries:
-            click.echo(f"notice for {d['owner']} via {d['channel']}: {d['result']}" + (f" ({d['error']})" if "error" in d else ""))
+            click.echo(printable(f"notice for {d['owner']} via {d['channel']}: {d['result']}" + (f" ({d['error']})" if "error" in d else ""), True))
         return
     if notices:
         click.echo("\nNotices that would be sent (use --notify to send them):")
     for notice in notices:
-        click.echo(preview(notice))
+        click.echo(printable(preview(notice)))
 
 
 def preview(notice: Notice) -> str:

@@ -16,6 +16,7 @@ from agent.config import Config, load_config
 from agent.errors import ForewarnError
 from agent.dispatch import add_silence, silences
 from agent.incidents import Incidents
+from agent.printable import printable
 from agent.store import Store
 from agent.units import format_duration, parse_duration
 
@@ -57,11 +58,11 @@ def incidents(path: str | None, as_json: bool, history: bool) -> None:
     for row in rows:
         if history:
             lasted = format_duration(row["lasted_seconds"]) if row["lasted_seconds"] is not None else "-"
-            click.echo(f"{row['id']}  {row['resolved']}  lasted {lasted:<7} {row['kind']:<20} {row['resource']}  "
-                            f"fix: {row['fix'] or '(not recorded)'}")
+            click.echo(printable(f"{row['id']}  {row['resolved']}  lasted {lasted:<7} {row['kind']:<20} "
+                                 f"{row['resource']}  fix: {row['fix'] or '(not recorded)'}", one_line=True))
         else:
-            click.echo(f"{row['id']}  {row['state']:<8} {row['severity']:<8} {row['kind']:<20} {row['resource']}  "
-                            f"{row['summary']}")
+            click.echo(printable(f"{row['id']}  {row['state']:<8} {row['severity']:<8} {row['kind']:<20} "
+                                 f"{row['resource']}  {row['summary']}", one_line=True))
 
 
 @click.command()
@@ -182,5 +183,6 @@ def silence_list(path: str | None) -> None:
     """List active and future silences."""
     store = Store(load_config(path).state_dir())
     for s in silences(store, wall_clock()()):
-        click.echo(f"{s.id}  until {_iso(s.ends)}  {json.dumps(dict(s.matcher))}  by {s.author}  {s.comment}")
+        click.echo(printable(f"{s.id}  until {_iso(s.ends)}  {json.dumps(dict(s.matcher))}  by {s.author}  {s.comment}",
+                             one_line=True))
     store.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 import subprocess
 import sys
 import threading
@@ -246,3 +247,34 @@ def test_notify_test_reports_each_channel(smtp_server: SmtpServer, tmp_path):
     assert down.output.startswith("finance-mail: failed: SMTP 127.0.0.1:") and "could not be reached" in down.output
     unknown = CliRunner().invoke(notify_test, ["--owner", "nobody", "-c", str(config_file)])
     assert unknown.exit_code == 2 and "unknown owner 'nobody'" in unknown.output
+
+
+SEND_THEN_DIE = """
+import os, signal, sys
+from agent.config import load_config
+from agent.outbox import Outbox
+from agent.store import Store
+import notifiers.email
+notifiers.email.EmailNotifier.send = lambda self, notice: os.kill(os.getpid(), signal.SIGKILL)  # mid-send
+config = load_config(sys.argv[1])
+Outbox(Store(config.state_dir()), config).deliver_due()
+"""
+
+
+def test_a_kill_9_during_a_send_does_not_stall_that_owners_later_notices(smtp_server: SmtpServer, tmp_path, store):
+    config_file = tmp_path / "forewarn.yaml"
+    config_file.write_text(yaml.safe_dump(document(smtp_server.port, tmp_path), allow_unicode=True))
+    config = config_for(smtp_server.port, tmp_path)
+    outbox = Outbox(store, config, policy=FAST)
+    outbox.enqueue(compose(config, "finance", "/srv/finance"))
+    killed = subprocess.run([sys.executable, "-c", SEND_THEN_DIE, str(config_file)], capture_output=True, text=True,
+                            timeout=60)
+    assert killed.returncode == -9, killed.stderr
+    assert smtp_server.received == []
+    first = compose(config, "finance", "/srv/finance")
+    outbox.enqueue(replace(first, incident_id="other", thread_id="other", subject="another incident"))
+    run = subprocess.run([sys.executable, "-c", DELIVER, str(config_file)], capture_output=True, text=True,
+                         timeout=60)  # the restarted agent's first pass
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout) == ["sent", "sent"]
+    assert len(smtp_server.wait_for_messages(2)) == 2

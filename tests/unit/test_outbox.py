@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import random
+import subprocess
+import sys
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
@@ -13,7 +16,7 @@ from hypothesis import strategies as st
 
 from agent.api import Delivery, Finding, Forecast, Notice, NotifierConfig, NotifyError, Severity
 from agent.config import parse_config
-from agent.outbox import Outbox, RetryPolicy, notice_from_dict, notice_to_dict
+from agent.outbox import Outbox, RetryPolicy, notice_from_dict, notice_to_dict, process_identity
 from agent.registry import Registry, default_registry
 from agent.store import Store
 
@@ -279,3 +282,103 @@ def test_a_notice_held_for_quiet_hours_waits_until_then(outbox, channel, clock):
     assert outbox.deliver_due() == []
     clock.now += 8 * 3600
     assert [a.result for a in outbox.deliver_due()] == ["sent", "sent"]
+
+
+# ----------------------------------------------- quiet hours, lanes, hung channels
+
+ROME_NIGHT = 1_764_633_600.0  # 2025-12-02 01:00 in Rome (00:00 UTC): inside quiet hours 22:00-07:00
+
+
+@pytest.fixture
+def night_config(config):
+    return parse_config({
+        "owners": {"it": {"department": "IT", "notify": ["it-chat"]},
+                   "finance": {"department": "Finance", "notify": ["fin-mail"], "timezone": "Europe/Rome",
+                               "quiet_hours": "22:00-07:00"}},
+        "notifiers": {name: {"type": "scripted"} for name in ("it-chat", "fin-mail")},
+    }, "test.yaml", config.registry)
+
+
+def told(box: Outbox, night_config, item: Notice) -> None:
+    """As dispatch does: non-critical notices wait for the end of the owner's quiet hours."""
+    from agent.dispatch import quiet_until
+
+    box.enqueue(item, not_before=quiet_until(night_config.owners[item.owner], item.severity, box.clock()))
+
+
+def test_a_warning_held_for_quiet_hours_does_not_delay_a_critical_notice_of_another_incident(
+        tmp_path, night_config, channel):
+    clock = Clock(ROME_NIGHT)
+    box = Outbox(Store(tmp_path), night_config, clock=clock, policy=POLICY)
+    told(box, night_config, notice(incident="scratch", subject="warning: scratch filling"))
+    clock.now += 600
+    told(box, night_config, replace(notice(incident="ledger", subject="critical: ledger disk full"),
+                                    severity=Severity.CRITICAL))
+    box.deliver_due()
+    assert [x.subject for _, x in channel.sent] == ["critical: ledger disk full"]
+    clock.now = ROME_NIGHT + 6 * 3600  # 07:00 in Rome
+    box.deliver_due()
+    assert [x.subject for _, x in channel.sent] == ["critical: ledger disk full", "warning: scratch filling"]
+
+
+def test_a_critical_update_releases_its_own_held_opening_first(tmp_path, night_config, channel):
+    clock = Clock(ROME_NIGHT)
+    box = Outbox(Store(tmp_path), night_config, clock=clock, policy=POLICY)
+    told(box, night_config, notice(sequence=0, phase="opening", subject="opening (warning)"))
+    clock.now += 600
+    told(box, night_config, replace(notice(sequence=1, phase="update", subject="update (critical)"),
+                                    severity=Severity.CRITICAL))
+    box.deliver_due()
+    assert [x.subject for _, x in channel.sent] == ["opening (warning)", "update (critical)"]
+
+
+def test_a_warning_alone_still_waits_for_the_end_of_quiet_hours(tmp_path, night_config, channel):
+    clock = Clock(ROME_NIGHT)
+    box = Outbox(Store(tmp_path), night_config, clock=clock, policy=POLICY)
+    told(box, night_config, notice(subject="warning"))
+    clock.now += 3600
+    assert box.deliver_due() == [] and channel.sent == []
+
+
+def test_a_hung_channel_delays_only_itself_and_threads_stay_flat(tmp_path, config, channel, clock):
+    import threading
+
+    release = threading.Event()
+    original = channel.notifier_class()
+
+    class Hung(original):  # it-chat never answers until released
+        def send(self, item):
+            if self.name == "it-chat":
+                release.wait(30)
+            return super().send(item)
+
+    hung_config = parse_config({"owners": {"it": {"department": "IT", "notify": ["it-chat", "it-backup"]}},
+                                "notifiers": {n: {"type": "scripted"} for n in ("it-chat", "it-backup")}},
+                               "test.yaml", ScriptedRegistry(config.registry.checks, config.registry.notifiers,
+                                                             {"scripted": Hung}))
+    box = Outbox(Store(tmp_path), hung_config, clock=clock, policy=POLICY, patience=0.05)
+    try:
+        threads = []
+        for i in range(100):
+            box.enqueue(notice(owner="it", incident=f"inc{i}", subject=f"n{i}"))
+            assert [a.channel for a in box.deliver_due()] == ["it-backup"]
+            threads.append(threading.active_count())
+        assert [x.subject for n, x in channel.sent if n == "it-backup"] == [f"n{i}" for i in range(100)]
+        assert max(threads) - min(threads) <= 2
+    finally:
+        release.set()
+    box.patience = None
+    for _ in range(3):
+        box.deliver_due()
+    assert [x.subject for n, x in channel.sent if n == "it-chat"] == [f"n{i}" for i in range(100)]
+
+
+def test_a_claim_of_a_process_that_is_gone_is_taken_back_at_once(outbox, channel, clock):
+    outbox.enqueue(notice(owner="it"))
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = f"{outbox.me.split(':')[0]}:{gone.stdout.strip()}:1"
+    outbox.store.execute("UPDATE outbox SET next_attempt = ?, claimed_by = ? WHERE channel = 'it-chat'",
+                         (clock.now + POLICY.lease, dead))
+    outbox.store.execute("UPDATE outbox SET next_attempt = ?, claimed_by = ? WHERE channel = 'it-backup'",
+                         (clock.now + POLICY.lease, process_identity(os.getppid())))
+    assert [a.channel for a in outbox.deliver_due()] == ["it-chat"]  # the living claimant's row is left alone

@@ -73,3 +73,30 @@ def test_rate_limit_is_a_token_bucket():
     assert _go_duration("1m30s") == 90 and _go_duration("100ms") == 0.1 and _go_duration("5 minutes") is None
     bucket = RateLimit(interval=3600.0, burst=2)
     assert [bucket.allow() for _ in range(3)] == [True, True, False]
+
+
+@pytest.fixture
+def counted(tmp_path, monkeypatch):
+    """A web config with one user, and a count of the bcrypt checks it makes."""
+    path = tmp_path / "web.yml"
+    path.write_text(f"basic_auth_users: {{prom: '{bcrypt.hashpw(b'pw', bcrypt.gensalt(4)).decode()}'}}\n")
+    calls = []
+    real = bcrypt.checkpw
+    monkeypatch.setattr(bcrypt, "checkpw", lambda password, hashed: calls.append(hashed[:7]) or real(password, hashed))
+    return load_web_config(str(path)), calls
+
+
+def test_an_unknown_user_costs_the_same_bcrypt_work_as_a_wrong_password(counted):
+    web, calls = counted
+    assert not web.allows(basic("eve", "pw"))
+    assert not web.allows(basic("prom", "nope"))
+    assert calls == [b"$2b$04$", b"$2b$04$"]  # one check each, at the configured cost
+
+
+def test_a_repeated_wrong_password_costs_no_bcrypt_work(counted):
+    web, calls = counted
+    for _ in range(50):
+        assert not web.allows(basic("prom", "nope"))
+        assert not web.allows(basic("eve", "nope"))
+    assert len(calls) == 2
+    assert web.allows(basic("prom", "pw")) and web.allows(basic("prom", "pw")) and len(calls) == 3
