@@ -85,6 +85,7 @@ class Daemon:
         server = self._serve()
         sender = threading.Thread(target=self._send_loop, name="sender", daemon=True)
         sender.start()
+        threading.Thread(target=self._refresh_loop, name="refresher", daemon=True).start()
         self._install_signals()
         sd_notify("READY=1\nSTATUS=watching")
         log.info("forewarn running: %d checks, listening on %s", len(self.runner.checks), self._address)
@@ -173,17 +174,24 @@ class Daemon:
     # ------------------------------------------------------- sending, serving
 
     def _send_loop(self) -> None:
-        store = Store(self.config.state_dir())
+        self._outbox_loop("delivery pass", lambda outbox: outbox.deliver_due())
+
+    def _refresh_loop(self) -> None:
+        """Re-sends on a thread of its own, so a hung receiver delays no other channel's delivery."""
         refreshed: dict[str, float] = {}
+        self._outbox_loop("alert refresh", lambda outbox: self._refresh(outbox, refreshed, self.clock()))
+
+    def _outbox_loop(self, what: str, step) -> None:
+        """Runs `step` every second with an outbox of its own (its own database connection) until stopped."""
+        store = Store(self.config.state_dir())
         outbox = Outbox(store, self.config, clock=self.clock, on_result=self._count_notice, patience=0.5)
         try:
             while True:
                 outbox.config = self.config  # follows reloads; it rebuilds only channels that changed
                 try:
-                    outbox.deliver_due()
-                    self._refresh(outbox, refreshed, self.clock())
+                    step(outbox)
                 except ForewarnError as exc:
-                    log.error("delivery pass failed: %s", exc)
+                    log.error("%s failed: %s", what, exc)
                 if self.stop_event.wait(1.0):
                     break
         finally:
