@@ -108,9 +108,9 @@ class Composer:
                 incident: str | None = None, thread: str | None = None, sequence: int = 0,
                 lasted: float | None = None, thread_subject: str | None = None,
                 previous_severity: str | None = None, escalated_after: float | None = None) -> Notice:
-        """`thread_subject`: the opening's subject, kept by every later notice of the thread;
-        `previous_severity`: what the owner was last told, when it changed; `escalated_after`: for an
-        escalation, how long the incident went unacknowledged."""
+        """One notice for one owner. After the opening, `thread_subject` keeps the thread's subject;
+        `previous_severity` lets an update say it got worse or better; an escalation says how long
+        the incident went unacknowledged (`escalated_after`, seconds)."""
         owner = self.config.owners[owner_id]
         locale = owner.language
         human = Humanizer(locale, ZoneInfo(owner.timezone), now)
@@ -121,18 +121,13 @@ class Composer:
             "owner": owner, "owner_id": owner_id, "is_it": owner_id == self.config.agent.default_owner,
             "host": self.config.hostname(), "h": human, "phase": phase, "severity": severity.value,
             "update_interval": self.config.agent.update_interval, "lasted": lasted,
-            "previous_severity": previous_severity, "escalated_after": escalated_after,
+            "change": _change(previous_severity, severity), "escalated_after": escalated_after,
         }
-        sections = [self._sections(locale, item, context) for item in items]
+        sections = [self._sections(locale, item, context, words) for item in items]
+        _say_once(sections, ("doing", "self_help"))
         subject = thread_subject or sections[0]["subject"]
-        if len(items) > 1 and not thread_subject:
-            subject = str(words.more_subject(subject, len(items) - 1))
-        if phase == "resolution":
-            subject = str(words.resolved_subject(subject))
-        elif phase in ("update", "escalation") and thread_subject:
-            subject = str(words.update_subject(subject))
-        elif phase == "test":
-            subject = str(words.test_subject(subject))
+        if phase != "opening":
+            subject = str(words.phase_subject(phase, subject))
         context.update(sections=sections, subject=subject)
         body = _tidy(self.env.get_template(f"{locale}/notice.txt.j2").render(context))
         appendix = self.env.get_template(f"{locale}/appendix.txt.j2").render(
@@ -158,14 +153,38 @@ class Composer:
             self._label_cache[locale] = merged
         return self._label_cache[locale]
 
-    def _sections(self, locale: str, item: Item, context: Mapping[str, Any]) -> dict[str, str]:
+    def _sections(self, locale: str, item: Item, context: Mapping[str, Any], words: Any) -> dict[str, Any]:
         kind = self.env.get_template(f"{locale}/{item.finding.kind}.txt.j2").module
-        args = {**context, "f": item.finding, "facts": item.finding.facts, "item": item}
+        response = (item.resource.response if item.resource else "") or context["owner"].response
+        args = {**context, "f": item.finding, "facts": item.finding.facts, "item": item, "response": response}
         args["name"] = _tidy(str(kind.name(args)))
         args["title"] = item.business_name or args["name"][:1].upper() + args["name"][1:]
         parts = {part: _tidy(str(getattr(kind, part)(args)))
                  for part in ("subject", "happening", "meaning", "doing", "self_help", "resolved")}
-        return {**parts, "finding": item.finding, "name": args["name"]}
+        told = _tidy(str(words.told(args)))
+        parts["doing"] = _join(locale, told, parts["doing"])
+        return {**parts, "finding": item.finding, "item": item, "name": args["name"]}
+
+
+def _change(previous: str | None, now: Severity) -> str:
+    """'worse', 'better' or '' since the last notice of the thread."""
+    if previous is None or previous == now.value:
+        return ""
+    return "worse" if now.rank > Severity(previous).rank else "better"
+
+
+def _say_once(sections: list[dict[str, Any]], parts: tuple[str, ...]) -> None:
+    """Merged findings each keep their own parts, but a sentence already said is not said again."""
+    said: set[str] = set()
+    for section in sections:
+        for part in parts:
+            if section[part] in said:
+                section[part] = ""
+            said.add(section[part])
+
+
+def _join(locale: str, *texts: str) -> str:
+    return ("" if locale == "zh-CN" else " ").join(t for t in texts if t)
 
 
 def _tidy(text: str) -> str:

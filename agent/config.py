@@ -60,6 +60,8 @@ class Owner(Model):
     escalate_to: str | None = None
     escalate_after: Duration = 1800.0
     """A critical incident not acknowledged this long also goes to `escalate_to`."""
+    response: str = ""
+    """What IT does for this owner's resources ("IT moves old archives on Thursdays"); said in notices."""
 
     @field_check("timezone")
     def _timezone(cls, name: str, value: str, data: Mapping[str, Any]) -> str:
@@ -81,6 +83,8 @@ class Resource(Model):
     owner: str
     impact: str = ""
     operation: str = ""
+    response: str = ""
+    """What IT does for this resource; notices say it as what is being done (else the owner's `response`)."""
     match: dict[str, str]
 
     @field_check("match")

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 _BABEL_LOCALE = {"en": "en_US", "zh-CN": "zh_CN"}
 _EN_DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 _ZH_DAYS = ("周一", "周二", "周三", "周四", "周五", "周六", "周日")
-_EN_PARTS = ((6, "night"), (12, "morning"), (18, "afternoon"), (24, "evening"))
+_EN_PARTS = ((6, "early morning"), (12, "morning"), (18, "afternoon"), (24, "evening"))
 _ZH_PARTS = ((6, "凌晨"), (12, "上午"), (18, "下午"), (24, "晚上"))
 
 
@@ -84,9 +84,26 @@ class Humanizer:
             return "今天" if self.zh else "today"
         if offset == 1:
             return "明天" if self.zh else "tomorrow"
+        if offset == -1:
+            return "昨天" if self.zh else "yesterday"
         if 1 < offset < 7:
             return _ZH_DAYS[moment.weekday()] if self.zh else _EN_DAYS[moment.weekday()]
+        return self.date(ts)
+
+    def past(self, ts: float) -> str:
+        """When something happened: 'this morning', 'yesterday afternoon', 'on 28 November' / '11月28日'."""
+        if self.day(ts) in ("today", "yesterday", "今天", "昨天"):
+            return self.day_part(ts)
+        return self.date(ts) if self.zh else f"on {self.date(ts)}"
+
+    def date(self, ts: float) -> str:
+        """'3 December' / '12月3日'."""
+        moment = self.local(ts)
         return f"{moment.month}月{moment.day}日" if self.zh else f"{moment.day} {moment:%B}"
+
+    def stamp(self, ts: float) -> str:
+        """An exact local time for the appendix: '2026-12-01 15:03 CET'."""
+        return self.local(ts).strftime("%Y-%m-%d %H:%M %Z")
 
     def part_of_day(self, ts: float) -> str:
         hour = self.local(ts).hour
@@ -123,15 +140,30 @@ class Humanizer:
         if latest - self.now < 90 * 60:
             low, high = max(1, round((earliest - self.now) / 60)), max(1, round((latest - self.now) / 60))
             if low == high:
-                return self.after(earliest)
+                return self.after(earliest - self.now)
             return f"{low} 到 {high} 分钟后" if self.zh else f"in {low} to {high} minutes"
         if latest - earliest < 2 * 3600:
             return self.moment((earliest + latest) / 2)
-        first = (self.day(earliest), self.part_of_day(earliest))
-        last = (self.day(latest), self.part_of_day(latest))
+        first, last = self.day_part(earliest), self.day_part(latest)
         if first == last:
-            return f"{first[0]}{first[1]}" if self.zh else f"{first[0]} {first[1]}".replace("today night", "tonight")
+            return first
         if self.zh:
-            return f"{first[0]}{first[1]}到{last[0] if last[0] != first[0] else ''}{last[1]}之间"
-        end = last[1] if last[0] == first[0] else f"{last[0]} {last[1]}"
-        return f"between {first[0]} {first[1]} and {end}".replace("today night", "tonight")
+            end = self.part_of_day(latest) if self.day(latest) == self.day(earliest) else last
+            return f"{first}到{end}之间"
+        end = self.part_of_day(latest) if self.day(latest) == self.day(earliest) else last
+        return f"between {first} and {end}"
+
+    def day_part(self, ts: float) -> str:
+        """'this afternoon', 'tonight', 'early Tuesday morning' / '今天下午', '周二凌晨'.
+
+        The small hours belong to the day they are on: 00:03 on Tuesday is early Tuesday
+        morning, never "Tuesday night" (which reads as 22 hours later).
+        """
+        day, part = self.day(ts), self.part_of_day(ts)
+        if self.zh:
+            return f"{day}{part}"
+        if day == "today":
+            return {"evening": "tonight", "early morning": "early this morning"}.get(part, f"this {part}")
+        if part == "early morning":
+            return f"early on {day}" if day[0].isdigit() else f"early {day} morning"
+        return f"{day} {part}"

@@ -87,7 +87,7 @@ def test_several_findings_for_one_owner_become_one_notice_led_by_the_worst(confi
     findings = [disk_finding("/srv/finance"), disk_finding("/srv/finance", "disk_full", Severity.CRITICAL)]
     notice = notices_for(config, findings)["finance"]
     assert notice.severity == Severity.CRITICAL
-    assert notice.subject == "Finance shared drive is full (and 1 more)"
+    assert notice.subject == "Finance shared drive is full"  # the one that matters most, never "(and 1 more)"
     assert "update within 20 minutes" in notice.body
 
 
