@@ -19,7 +19,7 @@ PSEUDO_FS = frozenset({
 })
 
 USED_RATIO = Metric("disk_used_ratio", "ratio", "Share of the filesystem's usable space in use (as df shows it).")
-SIZE = Metric("disk_size_bytes", "bytes", "Total size of the filesystem.")
+SIZE = Metric("disk_size_bytes", "bytes", "Usable size of the filesystem (used + available, the size df's Use% counts).")
 FREE = Metric("disk_free_bytes", "bytes", "Space still available to unprivileged users.")
 USED = Metric("disk_used_bytes", "bytes", "Space in use.")
 INODES = Metric("disk_inodes_used_ratio", "ratio", "Share of the filesystem's inodes in use.")
@@ -107,39 +107,55 @@ class DiskCheck:
             labels = mount.labels
             if isinstance(result, Unanswered):
                 observations.append(RESPONSIVE.observe(0, labels, now))
-                statuses.append(ResourceStatus(mount.path, Status.UNKNOWN, f"not measured: {result.reason}", labels))
-                findings.append(self._unresponsive(mount, result, ctx))
+                statuses.append(ResourceStatus(mount.path, Status.UNKNOWN, f"not measured: {result.reason}", labels,
+                                               {"mount": mount.path}))
+                findings.append(self._unresponsive(mount, result))
                 continue
             observations += [
                 RESPONSIVE.observe(1, labels, now), USED_RATIO.observe(result.used_ratio, labels, now),
-                SIZE.observe(result.total, labels, now), FREE.observe(result.free, labels, now),
+                SIZE.observe(result.usable, labels, now), FREE.observe(result.free, labels, now),
                 USED.observe(result.used, labels, now),
             ]
             if result.files:
                 observations.append(INODES.observe(result.inodes_used_ratio, labels, now))
-            mount_findings = self._judge(mount, result, ctx, now)
-            forecast = next((f.forecast for f in mount_findings if f.forecast), None)
-            if forecast:
-                observations.append(TTF.observe(forecast.eta - now, labels, now))
+            facts = _facts(mount, result)
+            growth = self._growth(mount, result, ctx, now)
+            if growth:
+                facts.update(growth.facts)
+                observations.append(TTF.observe(growth.forecast.eta - now, labels, now))
+            mount_findings = self._judge(mount, result, facts, growth)
             findings += mount_findings
             worst = max((f.severity.status for f in mount_findings), default=Status.OK)
-            statuses.append(ResourceStatus(mount.path, worst, _summary(result), labels, _facts(mount, result)))
+            statuses.append(ResourceStatus(mount.path, worst, _summary(result), labels, facts))
         return CheckResult(self.name, tuple(statuses), tuple(observations), tuple(findings))
 
-    def _judge(self, mount: Mount, usage: Usage, ctx: Context, now: float) -> list[Finding]:
+    def _judge(self, mount: Mount, usage: Usage, facts: dict, growth: Growth | None) -> list[Finding]:
+        """One space finding per mount (nearly full, full, or filling: one incident that can get worse),
+        carrying the forecast whenever a trend is known; the forecast thresholds only decide severity."""
         cfg, found = self.config, []
-        facts = _facts(mount, usage)
         evidence = {"mount": f"{mount.path} ({mount.fstype}, {mount.device})",
-                    "used": f"{usage.used_ratio:.1%} ({format_bytes(usage.used)} of {format_bytes(usage.used + usage.free)} usable)",
+                    "used": f"{usage.used_ratio:.1%} ({format_bytes(usage.used)} of {format_bytes(usage.usable)} usable)",
                     "free": format_bytes(usage.free)}
-        if usage.used_ratio >= cfg.warning:
-            critical = usage.used_ratio >= cfg.critical
-            found.append(Finding(
-                self.name, "disk_full" if critical else "disk_nearly_full",
-                Severity.CRITICAL if critical else Severity.WARNING, mount.path, mount.labels,
-                f"{mount.path} is {usage.used_ratio:.1%} full", facts,
-                {**evidence, "rule": f"used >= {(cfg.critical if critical else cfg.warning):.0%}"},
-                incident="disk_space"))
+        if growth:
+            evidence.update(growth.evidence)
+        soon = growth.severity(cfg) if growth else None
+        if usage.used_ratio >= cfg.critical:
+            kind, severity, rule = "disk_full", Severity.CRITICAL, f"used >= {cfg.critical:.0%}"
+        elif usage.used_ratio >= cfg.warning:
+            kind, severity, rule = "disk_nearly_full", soon or Severity.WARNING, f"used >= {cfg.warning:.0%}"
+            if soon is Severity.CRITICAL:
+                rule += f" and forecast full within {format_duration(cfg.forecast_critical)}"
+        elif soon:
+            limit = cfg.forecast_critical if soon is Severity.CRITICAL else cfg.forecast_warning
+            kind, severity, rule = "disk_filling", soon, f"forecast full within {format_duration(limit)}"
+        else:
+            kind = ""
+        if kind:
+            summary = (f"{mount.path} will be full in about {format_duration(growth.forecast.eta - growth.now)}"
+                       if kind == "disk_filling" else f"{mount.path} is {usage.used_ratio:.1%} full")
+            found.append(Finding(self.name, kind, severity, mount.path, mount.labels, summary, facts,
+                                 {**evidence, "rule": rule}, growth.forecast if growth else None,
+                                 incident="disk_space"))
         if usage.files and usage.inodes_used_ratio >= cfg.inodes_warning:
             critical = usage.inodes_used_ratio >= cfg.inodes_critical
             found.append(Finding(
@@ -148,43 +164,56 @@ class DiskCheck:
                 {**facts, "inodes_used_ratio": usage.inodes_used_ratio, "files_free": usage.files_free},
                 {**evidence, "inodes": f"{usage.inodes_used_ratio:.1%} used ({usage.files_free:,} of {usage.files:,} free)",
                  "rule": f"inodes used >= {(cfg.inodes_critical if critical else cfg.inodes_warning):.0%}"}))
-        if not any(f.kind == "disk_full" for f in found):
-            filling = self._forecast(mount, usage, ctx, now, facts, evidence)
-            if filling:
-                found.append(filling)
         return found
 
-    def _forecast(self, mount: Mount, usage: Usage, ctx: Context, now: float, facts: dict,
-                  evidence: dict) -> Finding | None:
+    def _growth(self, mount: Mount, usage: Usage, ctx: Context, now: float) -> Growth | None:
         cfg = self.config
         history = ctx.history.series(USED.name, mount.labels, now - cfg.history)
         points = [p for p in history if p[0] < now] + [(now, float(usage.used))]
-        trend = growth_trend(points, min_span=max(10 * cfg.interval, 10.0),
-                             noise_floor=1e-4 * (usage.used + usage.free))
+        trend = growth_trend(points, min_span=max(10 * cfg.interval, 10.0), noise_floor=1e-4 * usage.usable)
         if trend is None or usage.free <= 0:
             return None
         best, earliest, latest = trend.time_to(usage.free)
-        if best > cfg.forecast_warning:
-            return None
-        critical = best <= cfg.forecast_critical
+        start = next(v for t, v in points if t >= now - trend.window)
         forecast = Forecast(now + best, now + earliest, now + latest,
                             f"Theil-Sen on the lower envelope over {format_duration(trend.window)}, 90% range")
-        return Finding(
-            self.name, "disk_filling", Severity.CRITICAL if critical else Severity.WARNING, mount.path,
-            mount.labels, f"{mount.path} will be full in about {format_duration(best)}",
-            {**facts, "rate_bytes_per_second": trend.rate, "window_seconds": trend.window,
-             "gained_bytes": trend.rate * trend.window},
-            {**evidence,
-             "growth": f"+{format_bytes(trend.rate * 86400)}/day over {format_duration(trend.window)} ({trend.points} samples)",
-             "full in": f"{format_duration(best)} ({format_duration(earliest)}-{format_duration(latest)})",
-             "rule": f"forecast full within {format_duration(cfg.forecast_critical if critical else cfg.forecast_warning)}"},
-            forecast)
+        return Growth(now, best, forecast,
+                      {"rate_bytes_per_second": trend.rate, "window_seconds": trend.window,
+                       "gained_bytes": max(0.0, usage.used - start)},
+                      {"growth": f"+{format_bytes(trend.rate * 86400)}/day over {format_duration(trend.window)} "
+                                 f"({trend.points} samples)",
+                       "full in": f"{format_duration(best)} ({format_duration(earliest)}-{format_duration(latest)})"})
 
-    def _unresponsive(self, mount: Mount, result: Unanswered, ctx: Context) -> Finding:
+    def _unresponsive(self, mount: Mount, result: Unanswered) -> Finding:
+        rule = (f"statvfs must answer within {self.config.mount_timeout:g}s" if result.hung
+                else "statvfs must succeed")
         return Finding(self.name, "disk_unresponsive", Severity.WARNING, mount.path, mount.labels,
-                       f"{mount.path} did not answer: {result.reason}", {"mount": mount.path},
+                       f"{mount.path} {'did not answer' if result.hung else 'could not be measured'}: {result.reason}",
+                       {"mount": mount.path, "hung": result.hung,
+                        "missing": result.reason == "No such file or directory"},
                        {"mount": f"{mount.path} ({mount.fstype}, {mount.device})", "error": result.reason,
-                        "rule": f"statvfs must answer within {self.config.mount_timeout:g}s"})
+                        "rule": rule})
+
+
+@dataclass(frozen=True, slots=True)
+class Growth:
+    """A mount's sustained growth: its forecast and the facts and evidence every space finding carries."""
+
+    now: float
+    best: float
+    forecast: Forecast
+    facts: dict
+    evidence: dict
+
+    def severity(self, cfg: DiskConfig) -> Severity | None:
+        if self.best <= cfg.forecast_critical:
+            return Severity.CRITICAL
+        return Severity.WARNING if self.best <= cfg.forecast_warning else None
+
+
+def _facts(mount: Mount, usage: Usage) -> dict:
+    return {"mount": mount.path, "used_ratio": usage.used_ratio, "used_bytes": usage.used,
+            "free_bytes": usage.free, "size_bytes": usage.usable}
 
 
 def select_mounts(partitions, wanted: set[str], exclude: tuple[str, ...]) -> list[Mount]:
@@ -201,14 +230,10 @@ def select_mounts(partitions, wanted: set[str], exclude: tuple[str, ...]) -> lis
         seen_devices.add((part.device, part.fstype))
         chosen[path] = Mount(path, part.device, part.fstype)
     for path in wanted - chosen.keys():  # a directory, or a mount that is missing: statvfs tells
-        chosen[path] = Mount(path, "-", "-")
+        if not any(fnmatch.fnmatch(path, pattern) for pattern in exclude):  # what the user excludes is gone
+            chosen[path] = Mount(path, "-", "-")
     return sorted(chosen.values(), key=lambda m: m.path)
 
 
-def _facts(mount: Mount, usage: Usage) -> dict[str, float | str]:
-    return {"mount": mount.path, "used_ratio": usage.used_ratio, "used_bytes": usage.used,
-            "free_bytes": usage.free, "size_bytes": usage.total}
-
-
 def _summary(usage: Usage) -> str:
-    return f"{usage.used_ratio:.1%} used, {format_bytes(usage.free)} free of {format_bytes(usage.used + usage.free)}"
+    return f"{usage.used_ratio:.1%} used, {format_bytes(usage.free)} free of {format_bytes(usage.usable)}"

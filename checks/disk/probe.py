@@ -57,9 +57,13 @@ class Usage:
     files_free: int
 
     @property
+    def usable(self) -> int:
+        """The size df's Use% counts (used + available to users): the one size Forewarn reports."""
+        return self.used + self.free
+
+    @property
     def used_ratio(self) -> float:
-        usable = self.used + self.free
-        return self.used / usable if usable else 0.0
+        return self.used / self.usable if self.usable else 0.0
 
     @property
     def inodes_used_ratio(self) -> float:
@@ -69,6 +73,8 @@ class Usage:
 @dataclass(frozen=True, slots=True)
 class Unanswered:
     reason: str
+    hung: bool = True
+    """False when the system answered with an error (e.g. the path does not exist): nothing is stuck."""
 
 
 class Prober:
@@ -133,7 +139,7 @@ def _parse(kind: str, text: str) -> Usage | Unanswered:
     if kind == "busy":
         return Unanswered("still hung from an earlier measurement")
     if kind == "error":
-        return Unanswered(text)
+        return Unanswered(text, hung=False)
     frsize, blocks, bfree, bavail, files, ffree, _ = map(int, text.split())
     return Usage(total=blocks * frsize, free=bavail * frsize, used=(blocks - bfree) * frsize,
                  files=files, files_free=ffree)

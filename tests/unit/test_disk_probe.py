@@ -45,7 +45,7 @@ def test_hung_mount_is_unanswered_and_others_are_still_measured():
 def test_missing_path_is_unanswered_with_the_reason():
     prober = Prober()
     try:
-        assert prober.measure(["/no/such/dir"], timeout=5)["/no/such/dir"] == Unanswered("No such file or directory")
+        assert prober.measure(["/no/such/dir"], timeout=5)["/no/such/dir"] == Unanswered("No such file or directory", hung=False)
     finally:
         prober.close()
 
