@@ -124,7 +124,7 @@ class Composer:
             "change": _change(previous_severity, severity), "escalated_after": escalated_after,
         }
         sections = [self._sections(locale, item, context, words) for item in items]
-        _say_once(sections, ("doing", "self_help"))
+        _say_once(sections, ("told", "doing", "self_help"))
         subject = thread_subject or sections[0]["subject"]
         if phase != "opening":
             subject = str(words.phase_subject(phase, subject))
@@ -161,8 +161,7 @@ class Composer:
         args["title"] = item.business_name or args["name"][:1].upper() + args["name"][1:]
         parts = {part: _tidy(str(getattr(kind, part)(args)))
                  for part in ("subject", "happening", "meaning", "doing", "self_help", "resolved")}
-        told = _tidy(str(words.told(args)))
-        parts["doing"] = _join(locale, told, parts["doing"])
+        parts["told"] = _tidy(str(words.told(args)))
         return {**parts, "finding": item.finding, "item": item, "name": args["name"]}
 
 
@@ -182,9 +181,6 @@ def _say_once(sections: list[dict[str, Any]], parts: tuple[str, ...]) -> None:
                 section[part] = ""
             said.add(section[part])
 
-
-def _join(locale: str, *texts: str) -> str:
-    return ("" if locale == "zh-CN" else " ").join(t for t in texts if t)
 
 
 def _tidy(text: str) -> str:

@@ -174,12 +174,11 @@ class Cause:
     """expire | abort_uploads | expire_noncurrent | transition | '' (nothing automatic)."""
 
 
-def causes(found: Findings, prices: PriceBook, growth_per_month: float = 0.0,
-           added_bytes: float = 0.0) -> tuple[Cause, ...]:
+def causes(found: Findings, prices: PriceBook, added_bytes: float = 0.0) -> tuple[Cause, ...]:
     """The reasons, largest share of the growth first.
 
-    `growth_per_month`: how much the monthly bill rose recently (USD); `added_bytes`: the bytes
-    added recently by the size history, used for the shares when there was no full listing.
+    `added_bytes`: the bytes added recently by the size history, used for the shares when there
+    was no full listing. A cause's cost is what its bytes cost a month now, never a share of the rise.
     """
     temp = found.inventory.temp if found.inventory else found.temp
     raw: list[tuple[str, str, Usage, str]] = []
@@ -201,8 +200,7 @@ def causes(found: Findings, prices: PriceBook, growth_per_month: float = 0.0,
         share = min(1.0, usage.recent / added) if added > 0 else 0.0
         if kind == "growing_prefix" and share < MIN_SHARE:
             continue
-        own = prices.usd_per_month(usage.bytes, STANDARD)
-        cost = max(own, share * max(growth_per_month, 0.0))
+        cost = prices.usd_per_month(usage.bytes, STANDARD)  # what these bytes cost a month now, by the price list
         result.append(Cause(kind, where, usage.bytes, usage.count, share, cost, cost if fix else 0.0, fix))
     if found.inventory and found.inventory.cold_standard:
         cold = found.inventory.cold_standard

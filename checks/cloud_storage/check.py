@@ -397,7 +397,6 @@ class CloudStorageCheck:
         found_by_bucket: dict[str, tuple[Findings, bool]] = {}
         rise = growth_per_month(growth.recent_week) if growth else 0.0
         added = max(_week_added(sizes), 0.0)
-        share_rise = rise / max(1, len(subject.buckets))
         own_bucket = subject.buckets == (subject.name,)  # causes name a bucket only when the subject has several
         for bucket in subject.buckets:
             try:
@@ -405,7 +404,7 @@ class CloudStorageCheck:
             except NoSuchBucket:
                 continue
             found_by_bucket[bucket] = found
-            for cause in causes(found[0], self.prices, share_rise, added):
+            for cause in causes(found[0], self.prices, added):
                 explained.append(cause if own_bucket else replace(cause, where=f"{bucket}/{cause.where}"))
         explained.sort(key=lambda c: (-c.share, -c.monthly_cost, c.where))
 
@@ -456,7 +455,7 @@ class CloudStorageCheck:
         if unusual(pace, growth):
             rules.append(self._pace_rule(pace))
         if growth and cfg.growth_warning is not None and growth.recent_week > 0 \
-                and growth.monthly_growth_ratio >= cfg.growth_warning:
+                and growth.monthly_growth_ratio >= cfg.growth_warning and _faster_than_usual(growth):
             rules.append(f"growth at the last week's pace >= {cfg.growth_warning:.0%} per month")
         over = bool(bill and cfg.monthly_budget is not None and self.prices.money(bill.projected) > cfg.monthly_budget)
         return Assessment(growth, bill, pace, tuple(rules), over)
@@ -503,6 +502,7 @@ class CloudStorageCheck:
             "bucket": subject.name, "buckets": list(subject.buckets), "currency": cfg.currency,
             "budget": cfg.monthly_budget, "causes": [self._cause_fact(c) for c in explained],
             "saving": round(money(sum(c.saving for c in fixable)), 2),
+            "cleanup_rules": len(fixable),  # leftovers `agent suggest lifecycle` has a rule for: offered in the body
             "suggest_commands": [f"agent suggest lifecycle {b}" for b in subject.buckets],
             "bytes_now": sizes[-1][1] if sizes else None,
         }
@@ -597,13 +597,11 @@ class CloudStorageCheck:
             actions = ", ".join(sorted({d.action for d in denied}))
             raise CheckError(f"{bucket}: cannot inspect the bucket, " +
                              (reasons if reasons else f"missing permission {actions}"))
-        rise = added = 0.0
-        if self.config.source != "cost_explorer":  # the stored size history says how fast it grew
-            series, sizes = self._bucket_series(self._stored_sizes(ctx, now, bucket), [])
-            growth = analyse(series)
-            rise = growth_per_month(growth.recent_week) if growth else 0.0
+        added = 0.0
+        if self.config.source != "cost_explorer":  # the stored size history says how much was added
+            _, sizes = self._bucket_series(self._stored_sizes(ctx, now, bucket), [])
             added = _week_added(sizes)
-        reasons = tuple(c for c in causes(found, self.prices, max(rise, 0.0), max(added, 0.0)) if c.fix in FIXABLE)
+        reasons = tuple(c for c in causes(found, self.prices, max(added, 0.0)) if c.fix in FIXABLE)
         document = lifecycle_configuration(found, reasons, temp_days=self.config.temp_days,
                                            abort_days=self.config.abort_days,
                                            noncurrent_days=self.config.noncurrent_days)
@@ -611,6 +609,14 @@ class CloudStorageCheck:
         existing = {rule.get("ID") for rule in found.lifecycle.rules}
         new_rules = tuple(rule["ID"] for rule in document["Rules"] if rule.get("ID") not in existing)
         return Suggestion(bucket, document, saving, self.config.currency, reasons, new_rules)
+
+
+FASTER = 1.5
+"""A week that adds less than this many usual weeks is the bucket's own pace, however fast (README)."""
+
+
+def _faster_than_usual(growth: Growth) -> bool:
+    return growth.usual_week is None or growth.usual_week <= 0 or growth.recent_week >= FASTER * growth.usual_week
 
 
 def _day(ts: float) -> float:
