@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 import yaml
 
-from agent.api import Finding, Notice
+from agent.api import Finding, Notice, Severity
 from agent.config import Config, Resource
 from agent.humanize import Humanizer
 
