@@ -197,7 +197,7 @@ class ResourceStatus:
     summary: str
     labels: Mapping[str, str] = field(default_factory=dict)
     facts: Mapping[str, Any] = field(default_factory=dict)
-    """The resource's current numbers, in the keys its findings use, so a resolution tells today's state."""
+    """The resource's numbers now, in the keys its findings' facts use: a resolution is told with these."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,6 +267,9 @@ class Notice:
     department: str = ""
     findings: tuple[Finding, ...] = ()
     created: float = 0.0
+    replaces: tuple[Finding, ...] = ()
+    """What the owner was told before and this notice supersedes (the incident changed kind or severity):
+    a channel that keeps state per finding (Alertmanager) ends those."""
 
     @property
     def text(self) -> str:
