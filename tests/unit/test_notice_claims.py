@@ -286,7 +286,7 @@ def test_update_says_it_got_worse_and_escalation_says_why_you_are_told(config):
     same = compose(config, "finance", [full], MID_MONTH, phase="update", previous_severity="critical")
     assert "more urgent" not in same.body and "less urgent" not in same.body
     escalated = compose(config, "radiology", [full], MID_MONTH, phase="escalation", escalated_after=1800.0)
-    assert "信息科收到提醒30 分钟后仍无人确认处理，因此也通知您。" in escalated.body
+    assert "此事在30 分钟内无人确认，因此也通知您。" in escalated.body
 
 
 def test_resolution_appendix_says_its_values_are_those_at_resolution(config):
