@@ -32,8 +32,12 @@ BYTES = Metric("cloud_storage_bytes", "bytes", "Bytes stored in a bucket per sto
 OBJECTS = Metric("cloud_storage_objects", "", "Objects stored in a bucket, one value per day.")
 DAILY_COST = Metric("cloud_storage_daily_cost_usd", "usd",
                     "What one day of S3 costs per cost scope and storage class, from Cost Explorer.")
-COST_DAYS = Metric("cloud_storage_cost_days_fetched", "",
-                   "1 for each day already fetched from Cost Explorer (each query is billed).")
+COST_DAYS = Metric("cloud_storage_cost_days_fetched", "seconds",
+                   "When each day was last fetched from Cost Explorer (unix time; each query is billed).")
+FINAL = 3 * DAY
+"""Cost Explorer revises a day's costs for this long after it ends; until then the day is fetched again."""
+REFETCH = 6 * 3600.0
+"""A day that is not final yet is fetched again at most this often."""
 PROJECTED = Metric("cloud_storage_projected_month_cost", "currency",
                    "This month's projected storage bill at the current pace, in the configured currency.")
 FIXABLE = ("expire", "abort_uploads", "expire_noncurrent")
@@ -303,12 +307,14 @@ class CloudStorageCheck:
         return {tag: value or "untagged"} if tag else {"scope": "all"}
 
     def _fetch_costs(self, ctx: Context, clients: Clients, now: float) -> list[Observation]:
-        """Only days never fetched before: each Cost Explorer request is billed."""
+        """Days never fetched, and days fetched before they were final (again at most every REFETCH):
+        each Cost Explorer request is billed, and a day fetched before its data exists must not stay empty."""
         today = _day(now)
         marker = {"cost_tag": self.config.cost_tag or ""}
         first = _day(now - self.config.retention)
-        known = {_day(ts) for ts, _ in ctx.history.series(COST_DAYS.name, marker, first)}
-        missing = [first + i * DAY for i in range(int((today - first) // DAY)) if first + i * DAY not in known]
+        fetched = {_day(ts): at for ts, at in ctx.history.series(COST_DAYS.name, marker, first)}
+        missing = [day for day in (first + i * DAY for i in range(int((today - first) // DAY)))
+                   if day not in fetched or (fetched[day] < day + DAY + FINAL and now - fetched[day] >= REFETCH)]
         if not missing:
             return []
         costs = aws.daily_costs(clients.ce, missing[0], today, self.config.cost_tag)
@@ -319,7 +325,7 @@ class CloudStorageCheck:
                 summed[(value, cls, day)] = summed.get((value, cls, day), 0.0) + usd
         found = [DAILY_COST.observe(usd, {**self._scope_labels(value), "storage_class": cls}, day)
                  for (value, cls, day), usd in sorted(summed.items())]
-        found += [COST_DAYS.observe(1, marker, day) for day in missing]
+        found += [COST_DAYS.observe(now, marker, day) for day in missing]  # the value: when it was fetched
         return found
 
     # ----------------------------------------------------------- inspection

@@ -478,6 +478,31 @@ def test_cost_explorer_is_queried_once_and_judged_per_department(fresh_moto: Mot
     assert {(f.kind, f.resource) for f in again.findings} == set(findings)
 
 
+def test_a_cost_explorer_day_fetched_before_its_data_exists_is_fetched_again(fresh_moto: MotoServer, tmp_path: Path,
+                                                                            aws_env: None) -> None:
+    """Issue 13.10: yesterday's costs are not there yet on the first run; a run 7 hours later fills the hole,
+    and a run in the same hour as the first asks nothing again."""
+    fresh_moto.client("s3").create_bucket(Bucket="acme-reports")
+    first = today() - 60 * DAY
+    early = [cost_day(first + i * DAY, 1.0, 2.0) for i in range(59)]  # the last day (yesterday) is missing
+    late = [cost_day(first + i * DAY, 1.0, 2.0) for i in range(56, 60)]
+    fresh_moto.queue_cost_results([{"ResultsByTime": early}, {"ResultsByTime": late}])
+    counted = Counted()
+    check = CloudStorageCheck(CloudStorageConfig(source="cost_explorer", endpoint_url=fresh_moto.endpoint_url,
+                                                 buckets=["acme-reports"]), counted)
+    store = Store(tmp_path)
+    try:
+        for at in (NOW, NOW + 600, NOW + 7 * 3600):
+            store.record(check.run(Context(now=lambda: at, history=store, hostname="fw-test")).observations)
+        yesterday = store.series("cloud_storage_daily_cost_usd", {"scope": "all", "storage_class": "STANDARD"},
+                                 today() - DAY)
+    finally:
+        store.close()
+    assert counted.calls["GetCostAndUsage"] == 2  # not again 10 minutes later; again 7 hours later
+    assert [ts for ts, _ in yesterday] == [today() - DAY], yesterday
+    assert yesterday[0][1] > 0
+
+
 # ------------------------------------------------------------------ imports
 
 
