@@ -192,7 +192,9 @@ class CacheCheck:
                  fresh: list[float], span: float, stats: ServerStats | None) -> Finding:
         facts = {"target": target.name, "kind": target.kind, "probes": counts.probes, "slow_probes": counts.slow,
                  "slow_share": counts.slow_share, "slow_after_seconds": target.slow_after,
-                 "median_seconds": judged.median, "worst_seconds": judged.max, "span_seconds": span,
+                 "median_seconds": judged.median, "span_seconds": span,
+                 # the longest wait is known only for the probes in memory: said only when they are the whole window
+                 "worst_seconds": judged.max if counts.probes <= judged.count else None,
                  "usual_median_seconds": seen.usual, "failed_probes": judged.failed}
         shown = {
             "endpoint": f"{target.name} ({target.url})",
@@ -204,7 +206,7 @@ class CacheCheck:
         if fresh:
             shown["new connections"] = f"{len(fresh)} in the last run, median {_ms(median(fresh))} to connect and answer"
         if seen.usual is not None:
-            shown["usual median"] = f"{_ms(seen.usual)} (per-run medians of the last {self.params.window} runs)"
+            shown["usual median"] = f"{_ms(seen.usual)} (median of the per-run medians of the last {seen.learnt} runs)"
         if kind == "cache_slow":
             rule = f"median above {_ms(target.slow_after)}" if judged.median > target.slow_after else (
                 f"median at least half of {_ms(target.slow_after)} while the per-run median is unusually high "

@@ -82,6 +82,8 @@ class Unusual:
 
     episode: str = ""
     usual: float | None = None
+    learnt: int = 0
+    """How many runs the usual value is the median of (the detector's bounded history, not its window)."""
 
     @property
     def up(self) -> bool:
@@ -146,14 +148,14 @@ def tally(window: Sequence[Probe], past: Iterable[PastRun], slow_after: float, n
 
 def watch(detector: SeriesDetector, ts: float, value: float) -> Unusual:
     """Feed this run's value (once per run); the usual value is read first, so it is the past's."""
-    usual = detector.usual()
-    return Unusual(detector.update(ts, value).episode, usual)
+    usual, learnt = detector.usual(), len(detector.level.ordered)
+    return Unusual(detector.update(ts, value).episode, usual, learnt)
 
 
 def watch_seconds(detector: SeriesDetector, ts: float, seconds: float) -> Unusual:
     """Wait times grow by factors, so the detector sees log seconds; the usual value comes back in seconds."""
     seen = watch(detector, ts, math.log(max(seconds, 1e-6)))
-    return Unusual(seen.episode, math.exp(seen.usual) if seen.usual is not None else None)
+    return Unusual(seen.episode, math.exp(seen.usual) if seen.usual is not None else None, seen.learnt)
 
 
 def latency_kind(summary: Summary, counts: Tally, median: Unusual, rules: Rules) -> str | None:

@@ -103,7 +103,7 @@ def test_filling_disk_notice_says_by_when_even_when_the_forecast_is_beyond_its_w
     with tmpfs("100m") as mount:
         path = config(tmp_path, smtp_server, both_owners(
             "Finance shared drive", "财务共享盘", {"check": "disk", "mount": str(mount)},
-            impact="month-end closing reports can't be saved"), {"disk": {"interval": "6h", "forecast_warning": "72h"}})
+            impact="month-end closing reports can't be saved"), {"disk": {"interval": "6h", "forecast_warning": "72h", "for": "0s"}})
         size = os.statvfs(mount).f_blocks * os.statvfs(mount).f_frsize
         (mount / "base.dat").write_bytes(b"\0" * int(size * 0.75))
         now = START
@@ -148,7 +148,7 @@ def test_slow_redis_notice_tells_a_frequency_and_the_longest_wait_from_one_windo
         "PACS cache", "影像缓存", {"check": "cache", "target": "pacs"}, operation="image loads",
         impact="doctors wait for their images"),
         {"cache": {"targets": [{"name": "pacs", "url": f"redis://127.0.0.1:{redis_server.port}/0",
-                                "slow_after": "100ms"}], "probes": 40, "window": "4s"}})
+                                "slow_after": "100ms"}], "probes": 40, "window": "4s", "for": "0s"}})
     with stalls(redis_server.port):
         check(path, "cache", START)
         document = check(path, "cache", START + 5, "--notify")
@@ -162,7 +162,9 @@ def test_slow_redis_notice_tells_a_frequency_and_the_longest_wait_from_one_windo
         h, body = human(locale, START + 5), text_of(message)
         assert h.frequency(facts["slow_share"]) in body                        # how often
         assert h.number(facts["slow_after_seconds"], 1) in body               # waited more than …
-        if found[0]["kind"] == "cache_latency_spikes":
+        if facts["worst_seconds"] is None:  # two runs pooled: the longest wait of that window is not known
+            assert "longest" not in body and "最长" not in body, body
+        else:
             assert h.number(facts["worst_seconds"], 1 if facts["worst_seconds"] < 10 else 0) in body
         assert ("IT has been told; they will decide" in body) if locale == "en" else ("将决定如何处理" in body)
 
