@@ -19,6 +19,9 @@ from typing import Any
 import pytest
 import yaml
 
+from agent.api import format_bytes
+from tests.integration.servers import tmpfs
+
 TECHNICAL_WORDS = ("p99", "inode", "errno", "threshold", "statvfs", "ext4", "/dev/")
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
@@ -343,3 +346,22 @@ def test_notify_from_cron_opens_once_honours_for_and_resolves(tmp_path: Path) ->
     phases = [(r["owner"], r["phase"]) for r in final[len(opened):]]
     assert sorted(phases) == [("finance", "resolution"), ("it", "resolution"), ("radiology", "resolution")], phases
     assert len({r["thread_id"] for r in final if r["owner"] == "finance"}) == 1
+
+
+def test_an_excluded_root_is_gone_and_every_mount_has_one_size(tmp_path: Path) -> None:
+    """Issue 12.12: `exclude: ["/"]` removes `/` (it was measured anyway, with device "-"); the size in the
+    status line, the facts and the findings is one number (the usable size df's Use% counts)."""
+    with tmpfs("8m") as mount:
+        config = {"agent": {"state_dir": str(tmp_path / "state")},
+                  "owners": {"it": {"department": "IT"}},
+                  "resources": [{"name": "Scratch", "owner": "it", "match": {"check": "disk", "mount": str(mount)}}],
+                  "checks": {"disk": {"exclude": ["/"]}}}
+        (tmp_path / "forewarn.yaml").write_text(yaml.safe_dump(config))
+        done = run_agent("check", "disk", "-c", str(tmp_path / "forewarn.yaml"), "--json", cwd=tmp_path)
+        st = os.statvfs(mount)
+    document = json.loads(done.stdout)
+    statuses = document["results"]
+    assert "/" not in [s["resource"] for s in statuses], statuses
+    [scratch] = [s for s in statuses if s["resource"] == str(mount)]
+    usable = (st.f_blocks - st.f_bfree + st.f_bavail) * st.f_frsize
+    assert scratch["summary"].endswith(f"free of {format_bytes(usable)}"), scratch

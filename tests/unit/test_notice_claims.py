@@ -310,3 +310,9 @@ def test_spans_are_never_absurd(locale, tz):
     for low, high in ((1, 2), (60, 61), (600, 4000), (3600, 7000), (50 * 3600, 51 * 3600), (3600, 30 * DAY)):
         text = h.span(MID_MONTH + low, MID_MONTH + high)
         assert all(int(n.replace(",", "")) < 400 for n in NUMBER.findall(text) if "." not in n), text
+
+
+def test_parts_that_say_nothing_leave_no_gap(config):
+    for owner in ("finance", "radiology", "it"):
+        notice = compose(config, owner, [disk("disk_nearly_full", MID_MONTH, 48e9, 530e9)], MID_MONTH)
+        assert "  " not in notice.body, notice.body
