@@ -159,7 +159,7 @@ def cloudwatch_scenario(tmp_path_factory: pytest.TempPathFactory, now: float) ->
         moto.reset()
         s3, cloudwatch = moto.client("s3"), moto.client("cloudwatch")
         buckets = ("acme-reports", "pacs-archive", "steady-logs", "shrinking-archive", "big-warehouse",
-                   "scratch-space", "scratch-ruled")
+                   "scratch-space", "scratch-ruled", "even-growth")
         for bucket in buckets:
             s3.create_bucket(Bucket=bucket)
         put_objects(s3, "acme-reports", "reports/tmp/export-", 20, 50_000)
@@ -180,6 +180,8 @@ def cloudwatch_scenario(tmp_path_factory: pytest.TempPathFactory, now: float) ->
         put_history(cloudwatch, "pacs-archive", jump(base=800 * GB, daily=2 * GB, extra=60 * GB), now=now)
         put_history(cloudwatch, "steady-logs", weekly_steady(now=now), now=now)
         put_history(cloudwatch, "shrinking-archive", [300 * GB - i * 3 * GB for i in range(30)], now=now)
+        put_history(cloudwatch, "even-growth",  # +2 GB every day with small noise: fast, but its usual pace
+                    [40 * GB + i * 2 * GB + ((i * 7919) % 11 - 5) * 0.03 * GB for i in range(30)], now=now)
         put_history(cloudwatch, "big-warehouse", [5000 * GB + i * 0.5 * GB for i in range(30)], now=now)
         tmp = tmp_path_factory.mktemp("cloudwatch")
         config = write_config(tmp / "forewarn.yaml", tmp / "state", {
@@ -265,6 +267,14 @@ def test_bucket_growing_at_its_usual_pace_raises_nothing(cloudwatch_run: tuple[d
     assert findings_of(document, "steady-logs") == {}
     status = [r for r in document["results"] if r["resource"] == "steady-logs"]
     assert status and status[0]["status"] == "OK"
+
+
+def test_bucket_growing_fast_at_its_usual_pace_raises_nothing(cloudwatch_run: tuple[dict, MotoServer]) -> None:
+    """Issue 12.9: +2 GB a day all month doubles a small bill within a month, yet it is the bucket's own pace:
+    no finding, so no notice saying "1 times its usual weekly rise"."""
+    document, _ = cloudwatch_run
+    assert findings_of(document, "even-growth") == {}
+    assert not [n for n in document["notices"] if "1 times" in n["body"]]
 
 
 def test_shrinking_bucket_raises_nothing(cloudwatch_run: tuple[dict, MotoServer]) -> None:
