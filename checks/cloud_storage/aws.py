@@ -45,12 +45,17 @@ QUIET_LOGGERS = ("botocore", "boto3", "urllib3", "s3transfer")
 
 
 class Denied(Exception):
-    """The credentials may not perform `operation`; `action` is the IAM permission to grant."""
+    """The credentials may not perform `operation`; `action` is the IAM permission to grant.
 
-    def __init__(self, operation: str, reason: str = "not allowed"):
+    `problem` says what is wrong, so that IT is not told to grant a permission when the credentials
+    themselves are missing or rejected: "denied", "no_credentials" or "rejected".
+    """
+
+    def __init__(self, operation: str, reason: str = "not allowed", problem: str = "denied"):
         self.operation = operation
         self.action = IAM_ACTIONS.get(operation, operation)
         self.reason = reason
+        self.problem = problem
         super().__init__(f"{self.action} ({operation}): {reason}")
 
 
@@ -139,14 +144,15 @@ class _translated:
             code = str(error.get("Code", ""))
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
             if code in CREDENTIAL_CODES:
-                raise Denied(self.operation, "the credentials were rejected") from None
+                raise Denied(self.operation, "the credentials were rejected", "rejected") from None
             if code in DENIED_CODES or status == 403:
                 raise Denied(self.operation) from None
             if code == "NoSuchBucket":
                 raise NoSuchBucket("the bucket does not exist") from None
             raise CheckError(f"{self.operation} failed: {code or status}") from None
         if isinstance(exc, NoCredentialsError):
-            raise Denied(self.operation, "no credentials found (environment, profile or instance role)") from None
+            raise Denied(self.operation, "no credentials found (environment, profile or instance role)",
+                         "no_credentials") from None
         if isinstance(exc, BotoCoreError):
             where = self.client.meta.endpoint_url
             raise CheckError(f"cannot reach {where} for {self.operation}: {exc.__class__.__name__}") from None

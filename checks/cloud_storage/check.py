@@ -481,16 +481,19 @@ class CloudStorageCheck:
                 f"(detection engine, sensitivity {self.config.sensitivity})")
 
     def _denied(self, cycle: _Cycle, name: str, denied: list[Denied]) -> None:
-        """IT only: the labels match no business resource, so no department hears about permissions."""
+        """IT only: the labels match no business resource, so no department hears about permissions.
+        Missing or rejected credentials are said as such: no permission needs granting then."""
         actions = sorted({d.action for d in denied})
-        cycle.statuses.append(ResourceStatus(name, Status.UNKNOWN, f"not allowed: {', '.join(actions)}",
-                                             {"bucket": name}))
+        problem = next((d.problem for d in denied if d.problem != "denied"), "denied")
+        what = {"denied": f"missing permission {', '.join(actions)}", "no_credentials": "no AWS credentials found",
+                "rejected": "the AWS credentials were rejected"}[problem]
+        cycle.statuses.append(ResourceStatus(name, Status.UNKNOWN, f"not allowed: {what}", {"bucket": name}))
+        rule = ("every call the check needs must be allowed (grant the actions above to the agent's role)"
+                if problem == "denied" else "the agent needs valid AWS credentials (environment, profile or role)")
         cycle.findings.append(Finding(
             self.name, "storage_check_denied", Severity.WARNING, name, {"audience": "it", "denied_bucket": name},
-            f"{name}: missing permission {', '.join(actions)}",
-            {"bucket": name, "actions": actions},
-            {"bucket": name, "missing permission": "; ".join(sorted({str(d) for d in denied})),
-             "rule": "every call the check needs must be allowed (grant the actions above to the agent's role)"}))
+            f"{name}: {what}", {"bucket": name, "actions": actions, "problem": problem},
+            {"bucket": name, "refused": "; ".join(sorted({str(d) for d in denied})), "rule": rule}))
 
     # ----------------------------------------------------------- the notice
 

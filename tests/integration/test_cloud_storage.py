@@ -319,12 +319,29 @@ def test_missing_permission_goes_to_it_only_and_names_the_action(moto_without_s3
     document = json.loads(result.stdout)
     assert result.returncode == 3
     denied = findings_of(document, "acme-reports")["storage_check_denied"]
-    assert "s3:GetLifecycleConfiguration" in denied["evidence"]["missing permission"]
+    assert "s3:GetLifecycleConfiguration" in denied["evidence"]["refused"]
     assert [r["status"] for r in document["results"]] == ["UNKNOWN"]
     finance = notice_for(document, "finance")  # the growth still reaches the owner...
     assert "permission" not in finance["body"] and "GetLifecycle" not in finance["body"] + finance["appendix"]
     it = notice_for(document, "it")  # ...the permission only reaches IT
     assert "s3:GetLifecycleConfiguration" in it["body"] and "s3:GetLifecycleConfiguration" in it["appendix"]
+
+
+def test_missing_credentials_are_not_called_a_missing_permission(fresh_moto: MotoServer, tmp_path: Path) -> None:
+    """Issue 12.10: with no credentials at all, IT is told to give the agent credentials, not to grant
+    cloudwatch:ListMetrics."""
+    fresh_moto.client("s3").create_bucket(Bucket="acme-reports")
+    config = write_config(tmp_path / "forewarn.yaml", tmp_path / "state", {
+        "endpoint_url": fresh_moto.endpoint_url, "buckets": ["acme-reports"]})
+    env = {k: v for k, v in {**os.environ, **fresh_moto.env()}.items() if not k.startswith("AWS_")}
+    env.update(AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"), AWS_CONFIG_FILE=str(tmp_path / "none"),
+               AWS_EC2_METADATA_DISABLED="true", AWS_DEFAULT_REGION="us-east-1", FOREWARN_NOW=str(NOW))
+    done = subprocess.run(agent_command() + ["check", "cloud_storage", "-c", str(config), "--json"],
+                          capture_output=True, text=True, timeout=CLI_TIMEOUT_S, env=env)
+    assert "Traceback" not in done.stderr, done.stderr
+    it = notice_for(json.loads(done.stdout), "it")
+    assert "found no credentials" in it["body"] and "no permission needs to change" in it["body"], it["body"]
+    assert "Please grant" not in it["body"], it["body"]
 
 
 def set_moto_auth(moto: MotoServer, count: str) -> None:
