@@ -501,6 +501,7 @@ def test_cost_explorer_is_queried_once_and_judged_per_department(fresh_moto: Mot
     assert growth.labels == {"department": "finance"}
     assert growth.facts["currency"] == "CNY" and growth.facts["monthly_now"] > 7.1 * 30
     assert [c["where"] for c in growth.facts["causes"]][0] == "acme-reports/reports/tmp/"
+    assert growth.facts["cleanup_rules"] >= 1  # issue 13.5: the ready fix is offered whatever the source
     assert not [f for f in result.findings if f.resource == "department=radiology"]
     assert {(f.kind, f.resource) for f in again.findings} == set(findings)
 
