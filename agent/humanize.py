@@ -84,16 +84,20 @@ class Humanizer:
             return "今天" if self.zh else "today"
         if offset == 1:
             return "明天" if self.zh else "tomorrow"
-        if offset == -1:
-            return "昨天" if self.zh else "yesterday"
         if 1 < offset < 7:
             return _ZH_DAYS[moment.weekday()] if self.zh else _EN_DAYS[moment.weekday()]
         return self.date(ts)
 
     def past(self, ts: float) -> str:
         """When something happened: 'this morning', 'yesterday afternoon', 'on 28 November' / '11月28日'."""
-        if self.day(ts) in ("today", "yesterday", "今天", "昨天"):
+        offset = (self.local(ts).date() - self.local(self.now).date()).days
+        if offset == 0:
             return self.day_part(ts)
+        if offset == -1:
+            part = self.part_of_day(ts)
+            if self.zh:
+                return f"昨天{part}"
+            return {"evening": "last night", "early morning": "early yesterday morning"}.get(part, f"yesterday {part}")
         return self.date(ts) if self.zh else f"on {self.date(ts)}"
 
     def date(self, ts: float) -> str:
