@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, ClassVar, Mapping
+from typing import Any, Callable, ClassVar, Mapping
 
 from agent.api import (CheckError, CheckResult, Context, DetectorParams, Finding, Metric, Observation,
                        ResourceStatus, Severity, Status, format_duration)
@@ -128,11 +128,11 @@ class CacheCheck:
             if isinstance(outcome, CheckError):
                 statuses.append(ResourceStatus(target.name, Status.UNKNOWN, f"not probed: {outcome}", labels))
                 continue
-            seen, found, summary = self._judge(target, outcome, ctx)
+            seen, found, summary, facts = self._judge(target, outcome, ctx)
             observations += seen
             findings += found
             worst = max((f.severity.status for f in found), default=Status.OK)
-            statuses.append(ResourceStatus(target.name, worst, summary, labels))
+            statuses.append(ResourceStatus(target.name, worst, summary, labels, facts))
         return CheckResult(self.name, tuple(statuses), tuple(observations), tuple(findings))
 
     def _probe(self, target: Target, seconds: float, ctx: Context, since: float) -> Outcome:
@@ -145,12 +145,14 @@ class CacheCheck:
 
     # ------------------------------------------------------------------ judging
 
-    def _judge(self, target: Target, outcome: Outcome, ctx: Context) -> tuple[list[Observation], list[Finding], str]:
+    def _judge(self, target: Target, outcome: Outcome, ctx: Context
+               ) -> tuple[list[Observation], list[Finding], str, dict[str, Any]]:
+        """Observations, findings, the status line, and the target's current numbers (for a resolution)."""
         now, labels, state = ctx.now(), {"target": target.name}, self.states[target.name]
         if outcome.unreachable:
             ctx.log.warning("cache %s did not answer: %s", target.name, outcome.error)
             return [UP.observe(0, labels, now)], [self._unreachable(target, outcome)], \
-                f"not answering: {outcome.error}"
+                f"not answering: {outcome.error}", {"target": target.name, "kind": target.kind}
         cycle = summarize(outcome.probes, target.slow_after)
         fresh = [p.seconds for p in outcome.probes if p.fresh and p.ok]
         observations = [
@@ -170,6 +172,7 @@ class CacheCheck:
         judged = summarize(recent, target.slow_after)
         counts = tally(recent, past, target.slow_after, now, self.config.lookback)
         span = max(now - counts.since, outcome.seconds)
+        facts = _latency_facts(target, judged, counts, seen, span)
         findings = []
         kind = latency_kind(judged, counts, seen, state.rules)
         if kind:
@@ -180,7 +183,7 @@ class CacheCheck:
             findings += found
         summary = (f"median {_ms(judged.median)}, {counts.slow} of {counts.probes} probes slower than "
                    f"{_ms(target.slow_after)} over {format_duration(span)}")
-        return observations, findings, summary
+        return observations, findings, summary, facts
 
     def _past_runs(self, labels: Mapping[str, str], ctx: Context, now: float) -> list[PastRun]:
         since = now - self.config.lookback
@@ -190,12 +193,7 @@ class CacheCheck:
 
     def _latency(self, kind: str, target: Target, judged: Summary, counts: Tally, seen: Unusual,
                  fresh: list[float], span: float, stats: ServerStats | None) -> Finding:
-        facts = {"target": target.name, "kind": target.kind, "probes": counts.probes, "slow_probes": counts.slow,
-                 "slow_share": counts.slow_share, "slow_after_seconds": target.slow_after,
-                 "median_seconds": judged.median, "span_seconds": span,
-                 # the longest wait is known only for the probes in memory: said only when they are the whole window
-                 "worst_seconds": judged.max if counts.probes <= judged.count else None,
-                 "usual_median_seconds": seen.usual, "failed_probes": judged.failed}
+        facts = _latency_facts(target, judged, counts, seen, span)
         shown = {
             "endpoint": f"{target.name} ({target.url})",
             "probes": f"{counts.probes} over {format_duration(span)}, {counts.slow} slower than "
@@ -282,6 +280,15 @@ class CacheCheck:
             return None
         ts = common[-1]
         return Reading(ts, int(series[0][ts]), int(series[1][ts]), int(series[2][ts]))
+
+
+def _latency_facts(target: Target, judged: Summary, counts: Tally, seen: Unusual, span: float) -> dict[str, Any]:
+    return {"target": target.name, "kind": target.kind, "probes": counts.probes, "slow_probes": counts.slow,
+            "slow_share": counts.slow_share, "slow_after_seconds": target.slow_after,
+            "median_seconds": judged.median, "span_seconds": span,
+            # the longest wait is known only for the probes in memory: said only when they are the whole window
+            "worst_seconds": judged.max if counts.probes <= judged.count else None,
+            "usual_median_seconds": seen.usual, "failed_probes": judged.failed}
 
 
 def _unusual(params: DetectorParams) -> str:

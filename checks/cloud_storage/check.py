@@ -447,7 +447,7 @@ class CloudStorageCheck:
         worst = max((f.severity.status for f in findings), default=Status.OK)
         summary = (f"{money(growth.level * DAYS_PER_MONTH):,.2f} {cfg.currency}/month now, "
                    f"{money(rise):+,.2f} over 7 days" if growth else "not enough history yet (needs 2 days)")
-        cycle.statuses.append(ResourceStatus(name, worst, summary, labels))
+        cycle.statuses.append(ResourceStatus(name, worst, summary, labels, facts))
 
     def assess(self, ctx: Context, subject: Subject, series: list[tuple[float, float]], now: float) -> Assessment:
         """Feed the subject's detector its new complete days, then judge the growth and the month's bill."""

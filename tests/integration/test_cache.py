@@ -152,6 +152,7 @@ def test_memcached_behind_a_stalling_proxy_shows_spikes_with_a_normal_median(slo
     facts = result.findings[0].facts
     assert facts["median_seconds"] < 0.1 and facts["slow_probes"] >= 3
     assert slow_memcached.delayed >= 3
+    assert result.statuses[0].facts == facts  # the current numbers, in the finding's keys (for a resolution)
 
 
 def test_memcached_turning_steadily_slow_after_a_quiet_spell_is_a_slow_cache(slow_memcached, tmp_path):

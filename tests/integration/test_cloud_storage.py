@@ -502,6 +502,8 @@ def test_cost_explorer_is_queried_once_and_judged_per_department(fresh_moto: Mot
     assert growth.facts["currency"] == "CNY" and growth.facts["monthly_now"] > 7.1 * 30
     assert [c["where"] for c in growth.facts["causes"]][0] == "acme-reports/reports/tmp/"
     assert growth.facts["cleanup_rules"] >= 1  # issue 13.5: the ready fix is offered whatever the source
+    status = next(s for s in result.statuses if s.resource == "department=finance")
+    assert status.facts["monthly_now"] == growth.facts["monthly_now"]  # what a resolution is told with
     assert not [f for f in result.findings if f.resource == "department=radiology"]
     assert {(f.kind, f.resource) for f in again.findings} == set(findings)
 

@@ -51,7 +51,7 @@ class Replay:
         stats = ServerStats("redis", self.hits, self.misses, self.evictions)
         ctx = Context(now=lambda: self.now, history=NoHistory(), hostname="test-host",
                       log=logging.getLogger("test.cache"), detectors=self.bank)
-        _, found, _ = self.check._judge(self.check.config.targets[0], Outcome(probes, "", stats, 15.0), ctx)
+        _, found, _, _ = self.check._judge(self.check.config.targets[0], Outcome(probes, "", stats, 15.0), ctx)
         self.findings = found
         return sorted(f.kind for f in found)
 

@@ -316,3 +316,4 @@ def test_parts_that_say_nothing_leave_no_gap(config):
     for owner in ("finance", "radiology", "it"):
         notice = compose(config, owner, [disk("disk_nearly_full", MID_MONTH, 48e9, 530e9)], MID_MONTH)
         assert "  " not in notice.body, notice.body
+
