@@ -107,10 +107,12 @@ class Composer:
     def compose(self, owner_id: str, items: list[Item], now: float, *, phase: str = "opening",
                 incident: str | None = None, thread: str | None = None, sequence: int = 0,
                 lasted: float | None = None, thread_subject: str | None = None,
-                previous_severity: str | None = None, escalated_after: float | None = None) -> Notice:
+                previous_severity: str | None = None, escalated_after: float | None = None,
+                fix: str = "") -> Notice:
         """One notice for one owner. After the opening, `thread_subject` keeps the thread's subject;
         `previous_severity` lets an update say it got worse or better; an escalation says how long
-        the incident went unacknowledged (`escalated_after`, seconds)."""
+        the incident went unacknowledged (`escalated_after`, seconds); a resolution says what fixed it (`fix`,
+        as IT recorded it)."""
         owner = self.config.owners[owner_id]
         locale = owner.language
         human = Humanizer(locale, ZoneInfo(owner.timezone), now)
@@ -121,7 +123,7 @@ class Composer:
             "owner": owner, "owner_id": owner_id, "is_it": owner_id == self.config.agent.default_owner,
             "host": self.config.hostname(), "h": human, "phase": phase, "severity": severity.value,
             "update_interval": self.config.agent.update_interval, "lasted": lasted,
-            "change": _change(previous_severity, severity), "escalated_after": escalated_after,
+            "change": _change(previous_severity, severity), "escalated_after": escalated_after, "fix": fix,
         }
         sections = [self._sections(locale, item, context, words) for item in items]
         _say_once(sections, ("told", "doing", "self_help"))

@@ -164,7 +164,8 @@ class Dispatcher:
         notice = self.composer.compose(owner, [item for _, item in members], now, phase=phase, incident=primary.id,
                                        thread=thread, sequence=self._next_sequence(thread), lasted=lasted,
                                        thread_subject=primary.subjects.get(owner), previous_severity=previous,
-                                       escalated_after=escalated_after)
+                                       escalated_after=escalated_after,
+                                       fix=primary.fix if phase == "resolution" else "")
         if replaces:
             notice = replace(notice, replaces=replaces)
         for incident, _ in members:

@@ -174,7 +174,7 @@ class Incidents:
                               _superseded(incident, heir))]
             return []
         if status is not None and status.facts:
-            incident.finding = replace(incident.finding, facts={**incident.finding.facts, **status.facts})
+            incident.finding = at_resolution(incident.finding, status.facts, status.summary)
         return [Event("resolution", incident)]
 
     def notified(self, incident: Incident, now: float) -> None:
@@ -229,6 +229,14 @@ class Incidents:
 
     def _load(self, where: str, params: tuple = ()) -> list[Incident]:
         return [_load(data) for (data,) in self.store.query(f"SELECT data FROM incidents WHERE {where}", params)]
+
+
+def at_resolution(finding: Finding, facts: Mapping, summary: str) -> Finding:
+    """The finding told with the resource's numbers when it ended: the body reads `facts`, the appendix
+    says what the resource measures now and what was last seen."""
+    return replace(finding, facts={**finding.facts, **facts}, summary=f"ended (last seen: {finding.summary})",
+                   evidence={"now": summary, **{k: v for k, v in finding.evidence.items()
+                                                if k in ("mount", "target", "bucket")}})
 
 
 def _inherit(heir: Incident, before: Incident) -> None:

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import replace
 
 from agent.api import CheckResult, Finding, Notice, Severity
 from agent.config import Config
 from agent.dispatch import Dispatcher, Sink
-from agent.incidents import Event, Incident, Incidents, Policy
+from agent.incidents import Event, Incident, Incidents, Policy, at_resolution
 from agent.store import Store
 
 log = logging.getLogger(__name__)
@@ -60,11 +59,12 @@ class Lifecycle:
                 return None
             closing = [incident] + [i for i in self.incidents.open_incidents()
                                     if i.id != incident.id and i.resource_key == incident.resource_key]
-            last = self._last_measured(incident.check, incident.finding.resource)
+            facts, summary = self._last_measured(incident.check, incident.finding.resource)
             events = []
             for each in closing:
                 if each.state == "open":
-                    each.finding = replace(each.finding, facts={**each.finding.facts, **last})
+                    if facts:
+                        each.finding = at_resolution(each.finding, facts, summary)
                     events.append(Event("resolution", each))
                 if each.state != "resolved":
                     each.state, each.resolved = "resolved", now
@@ -79,12 +79,16 @@ class Lifecycle:
         troubled = {i.finding.resource for i in self.incidents.open_incidents() if i.check == check}
         for status in result.statuses:
             if status.resource in troubled and status.facts:
+                measured = {"facts": dict(status.facts), "summary": status.summary}
                 self.store.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",
-                                   (f"measured:{check}:{status.resource}", json.dumps(dict(status.facts), default=str)))
+                                   (f"measured:{check}:{status.resource}", json.dumps(measured, default=str)))
 
-    def _last_measured(self, check: str, resource: str) -> dict:
+    def _last_measured(self, check: str, resource: str) -> tuple[dict, str]:
         rows = self.store.query("SELECT value FROM meta WHERE key = ?", (f"measured:{check}:{resource}",))
-        return json.loads(rows[0][0]) if rows else {}
+        if not rows:
+            return {}, ""
+        measured = json.loads(rows[0][0])
+        return measured["facts"], measured["summary"]
 
     def housekeeping(self, now: float) -> list[Notice]:
         """What is due without a check run: escalations, and updates for IT's new notes."""
