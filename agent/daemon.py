@@ -72,6 +72,9 @@ class Daemon:
 
     def run(self) -> int:
         self.config = load_config(self.config_path)
+        if os.geteuid() == 0 and "INVOCATION_ID" not in os.environ:  # systemd sets INVOCATION_ID for its services
+            log.warning("running as root outside systemd: the agent needs no root privileges; run it as its own "
+                        "user (see SECURITY.md)")
         self.clock = wall_clock()
         for line in self.config.warnings:
             log.warning(line)

@@ -71,7 +71,7 @@ def check(ctx: click.Context, names: tuple[str, ...], path: str | None, as_json:
         click.echo(json.dumps(as_document(status, results, findings, notices, deliveries), ensure_ascii=False,
                               indent=2, default=str))
     else:
-        click.echo(status_line(status, results, lambda name: perfdata_limits(config, name)))
+        click.echo(printable(status_line(status, results, lambda name: perfdata_limits(config, name)), one_line=True))
         print_report(config, results, findings, notices, explain, notify, deliveries)
     ctx.exit(int(status))
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 
 import click
@@ -57,8 +56,4 @@ def run(ctx: click.Context, path: str | None, listen: str | None, web_config: st
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if ctx.obj and ctx.obj.get("debug") else getattr(logging, log_level.upper()))
-    if os.geteuid() == 0 and "INVOCATION_ID" not in os.environ:  # systemd sets INVOCATION_ID for its services
-        logging.getLogger("agent.run").warning(
-            "running as root outside systemd: the agent needs no root privileges; run it as its own user "
-            "(see SECURITY.md)")
     ctx.exit(Daemon(path, listen, web_config).run())

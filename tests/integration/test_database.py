@@ -195,7 +195,7 @@ class InProcess:
     def __init__(self, server: PostgresServer, tmp_path: Path, query: str, **settings: object):
         self.config = DatabaseCheck.Config.parse({**settings, "targets": [
             {"name": "finance-db", "url": f"postgresql://forewarn@127.0.0.1:{server.port}/finance",
-             "password_env": "FINANCE_DB_PASSWORD", "slow_after": "100ms"}]})
+             "password_env": "FINANCE_DB_PASSWORD", "slow_after": "250ms"}]})
         self.check, self.store, self.bank = DatabaseCheck(self.config), Store(tmp_path), DetectorBank()
         self.wanted = ({"target": "finance-db", "query": query},)
         self.clock = 1_796_083_200.0
@@ -221,7 +221,8 @@ def password() -> Iterator[None]:
 
 
 def test_report_unusually_slow_for_itself_is_found_after_warm_up_below_slow_after(finance, password, tmp_path):
-    """60 ms is under slow_after (100 ms) but thirty times this report's usual: the detector calls it."""
+    """150 ms is under slow_after (250 ms; wide margins, as a loaded machine stretches every sleep) but 75 times
+    this report's usual: the detector calls it."""
     agent_ = InProcess(finance, tmp_path, "report:daily", detector={"warmup": 10})
     try:
         quiet = []
@@ -230,7 +231,7 @@ def test_report_unusually_slow_for_itself_is_found_after_warm_up_below_slow_afte
             quiet.append(agent_.run())
         slow = []
         for _ in range(4):
-            run_reports(finance, 3, DAILY, 0.06)
+            run_reports(finance, 3, DAILY, 0.15)
             slow.append(agent_.run())
     finally:
         agent_.close()
@@ -239,7 +240,7 @@ def test_report_unusually_slow_for_itself_is_found_after_warm_up_below_slow_afte
     found = [f for r in slow for f in r.findings if f.kind == "database_query_slow"]
     assert found, [kinds(r.findings) for r in slow]
     facts = found[-1].facts
-    assert 0.05 < facts["mean_seconds"] < 0.1 and facts["usual_seconds"] < 0.01
+    assert 0.125 < facts["mean_seconds"] < 0.25 and facts["usual_seconds"] < 0.01
     assert "unusually high" in found[-1].evidence["rule"]
     assert facts["since"] < agent_.clock - 120  # since the first slow period, from the stored means
 
