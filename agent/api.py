@@ -18,14 +18,14 @@ from agent.detect.engine import SeriesDetector, Verdict
 from agent.detect.forecast import Trend, growth_trend
 from agent.detect.params import DetectorParams, preset
 from agent.printable import printable
-from agent.schema import Field, Invalid, Limit, Model, Parse, Refused, field_check, model_check
+from agent.schema import Field, Invalid, Limit, Model, Parse, Refused, field_check, model_check, split_url
 from agent.secrets import read_secret
 from agent.units import format_bytes, format_duration, parse_duration, parse_percent, parse_size
 
 __all__ = [  # what plugins may use; anything else in agent/ is the engine's own
     "ForewarnError", "ConfigError", "StateError", "CheckError", "NotifyError",
     "Duration", "Percent", "Size", "CheckConfig", "DetectionConfig", "NotifierConfig",
-    "Model", "Field", "Limit", "Parse", "Invalid", "Refused", "field_check", "model_check",
+    "Model", "Field", "Limit", "Parse", "Invalid", "Refused", "field_check", "model_check", "split_url",
     "Status", "Severity", "Metric", "Observation", "Forecast", "Finding", "ResourceStatus", "CheckResult",
     "History", "Context", "Check", "Notice", "Delivery", "Notifier",
     "DetectorParams", "SeriesDetector", "Verdict", "Detectors",

@@ -32,6 +32,8 @@ Floats must be finite, whole numbers within ±10**15, strings free of NUL.
 
 from __future__ import annotations
 
+import urllib.parse
+
 import dataclasses
 import math
 import re
@@ -73,6 +75,17 @@ class Invalid(ConfigError):
 
 class Refused(ValueError):
     """A problem whose value must not be echoed (it may hold a secret)."""
+
+
+def split_url(value: str, schemes: tuple[str, ...], expected: str) -> urllib.parse.SplitResult:
+    """A service URL: one carrying a password is refused without being echoed (secrets only by reference),
+    one of another scheme names the `expected` form."""
+    parts = urllib.parse.urlsplit(value)
+    if parts.password is not None:
+        raise Refused("a password in the URL is not accepted: remove it and use password_env or password_file")
+    if parts.scheme not in schemes:
+        raise ValueError(f"unsupported scheme, expected {expected}")
+    return parts
 
 
 def show(value: Any) -> str:

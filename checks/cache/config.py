@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
-from agent.api import (CheckError, DetectionConfig, Duration, Field, Model, Parse, Percent, Refused, Size, model_check,
-                       read_secret)
+from agent.api import (CheckError, DetectionConfig, Duration, Field, Model, Parse, Percent, Size, model_check,
+                       read_secret, split_url)
 
 SCHEMES = ("redis", "rediss", "sentinel", "memcached", "tcp")
 DEFAULT_PORTS = {"redis": 6379, "rediss": 6379, "sentinel": 26379, "memcached": 11211}
@@ -22,11 +22,7 @@ def _valid_url(value: object) -> object:
     """A cache URL; one carrying a password is refused without being echoed."""
     if not isinstance(value, str):
         return value
-    parts = urllib.parse.urlsplit(value)
-    if parts.password is not None:
-        raise Refused("a password in the URL is not accepted: remove it and use password_env or password_file")
-    if parts.scheme not in SCHEMES:
-        raise ValueError(f"unsupported scheme, expected one of {', '.join(s + '://' for s in SCHEMES)}")
+    parts = split_url(value, SCHEMES, "one of " + ", ".join(s + "://" for s in SCHEMES))
     endpoints(value)  # raises a ValueError that says what is wrong
     if parts.scheme == "sentinel" and not parts.path.strip("/"):
         raise ValueError("a sentinel URL names the service: sentinel://HOST:26379,HOST2:26379/SERVICE[/DB]")

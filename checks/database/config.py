@@ -11,7 +11,7 @@ import urllib.parse
 from pathlib import Path
 from typing import Annotated, Literal
 
-from agent.api import CheckError, DetectionConfig, Duration, Field, Model, Parse, Refused, model_check, read_secret
+from agent.api import CheckError, DetectionConfig, Duration, Field, Model, Parse, model_check, read_secret, split_url
 
 SCHEMES = ("postgresql", "postgres")
 
@@ -20,11 +20,7 @@ def _valid_url(value: object) -> object:
     """A PostgreSQL URL; one carrying a password is refused without being echoed."""
     if not isinstance(value, str):
         return value
-    parts = urllib.parse.urlsplit(value)
-    if parts.password is not None:
-        raise Refused("a password in the URL is not accepted: remove it and use password_env or password_file")
-    if parts.scheme not in SCHEMES:
-        raise ValueError("unsupported scheme, expected postgresql://USER@HOST:PORT/DATABASE")
+    parts = split_url(value, SCHEMES, "postgresql://USER@HOST:PORT/DATABASE")
     if not parts.path.strip("/"):
         raise ValueError("the URL names no database: postgresql://USER@HOST:PORT/DATABASE")
     try:
